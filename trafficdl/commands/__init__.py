@@ -1,0 +1,1 @@
+"""CLI command modules, one per capability, each with `register(app)`."""
