@@ -1,0 +1,134 @@
+"""Run configuration: what to train (TrainConfig) and how to distribute it (DistConfig).
+
+Frozen dataclasses shared by every entry point (CLI, master, worker, operator,
+sweeps), so a run is described once and recorded whole in checkpoints and
+run.json. Only the CLI and the process `__main__`s read flags, files and env;
+everything else receives these objects. Each field says what it means here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+from trafficdl.errors import TrafficdlError
+
+ModelName = Literal["cnn1d", "lstm"]
+AlgorithmName = Literal["aeasgd", "easgd", "downpour", "adag", "dynsgd"]
+WireDtype = Literal["float32", "float16", "bfloat16"]
+MODELS: tuple[str, ...] = ("cnn1d", "lstm")
+ALGORITHMS: tuple[str, ...] = ("aeasgd", "easgd", "downpour", "adag", "dynsgd")
+SYNCHRONOUS_ALGORITHMS: tuple[str, ...] = ("easgd",)
+WIRE_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+
+
+class ConfigError(TrafficdlError):
+    """An invalid combination of settings."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how each replica learns (centralized or per worker)."""
+
+    model: str = "cnn1d"  # "cnn1d" (784 payload bytes) or "lstm" (20 packets x 4 fields)
+    epochs: int = 10  # passes over the (worker's) training data
+    batch_size: int = 50  # the paper's mini-batch
+    optimizer: str = "adam"  # any torch.optim class name, case-insensitive (adam, sgd, ...)
+    lr: float = 1e-3  # local optimizer learning rate
+    weight_decay: float = 0.0
+    dropout: float = 0.5  # CNN's dropout before the softmax layer
+    seed: int = 0  # drives split, partition, init and shuffling
+    test_fraction: float = 0.2  # stratified hold-out for the final figures
+    val_fraction: float = 0.0  # >0 enables early stopping on a validation split
+    patience: int = 0  # epochs without validation improvement before stopping (0: off)
+    class_weighting: bool = False  # weight the loss by inverse class frequency
+    device: str = "cpu"  # "cpu", "cuda", or "auto" (CUDA when present)
+    threads: int = 0  # torch intra-op threads (0: leave torch's default)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch size must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError("learning rate must be > 0")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError("test fraction must be in (0, 1)")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError("validation fraction must be in [0, 1)")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ConfigError("device must be cpu, cuda or auto")
+
+
+@dataclass(frozen=True)
+class DistConfig:
+    """How training is distributed over a master and N workers (N=0: centralized)."""
+
+    workers: int = 0  # N; 0 is the centralized baseline, 1 the paper's T1 through the master
+    algorithm: str = "aeasgd"  # dist-keras' set; easgd is the synchronous (barrier) mode
+    window: int = 0  # commit every this many mini-batches (0: use window_epochs)
+    window_epochs: float = 1.0  # commit every this many (fractional) epochs, when window == 0
+    rho: float = 5.0  # elastic force ρ (dist-keras default)
+    elastic_lr: float = 0.1  # η of the elastic update; α = ρ·η
+    wire_dtype: str = "float32"  # tensors on the wire: float32, float16 or bfloat16
+    threads_per_worker: int = 0  # torch threads per worker (0: cores // N, at least 1)
+    sync_timeout: float = 60.0  # synchronous barrier waits this long for a missing worker
+    worker_price: float = 0.698  # ρ: hourly price of one worker node (paper: DS4v2)
+    master_price: float = 0.698  # ρ_M: hourly price of the master node
+    node_type: str = "DS4v2"  # a name from trafficdl.cost.NODE_TYPES, informational
+    currency: str = "EUR"
+    chunk_bytes: int = 1 << 20  # streaming chunk size for tensors on the wire
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError("workers must be >= 0")
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(
+                f"unknown algorithm {self.algorithm!r}; choose from {', '.join(ALGORITHMS)}"
+            )
+        if self.window < 0 or (self.window == 0 and self.window_epochs <= 0):
+            raise ConfigError("set a window >= 1 mini-batch or window epochs > 0")
+        if self.wire_dtype not in WIRE_DTYPES:
+            raise ConfigError(f"wire dtype must be one of {', '.join(WIRE_DTYPES)}")
+        if self.rho < 0 or self.elastic_lr < 0 or self.rho * self.elastic_lr > 1:
+            raise ConfigError("need rho >= 0, elastic lr >= 0 and rho * elastic lr <= 1")
+        if self.worker_price < 0 or self.master_price < 0:
+            raise ConfigError("prices must be >= 0")
+        if self.chunk_bytes < 1024 or self.chunk_bytes > 3 << 20:
+            raise ConfigError("chunk bytes must be between 1 KiB and 3 MiB")
+
+    @property
+    def synchronous(self) -> bool:
+        return self.algorithm in SYNCHRONOUS_ALGORITHMS
+
+    @property
+    def alpha(self) -> float:
+        return self.rho * self.elastic_lr
+
+    def window_batches(self, batches_per_epoch: int) -> int:
+        """The commit window in mini-batches for a worker with this many batches per epoch."""
+        if self.window:
+            return self.window
+        return max(1, round(self.window_epochs * batches_per_epoch))
+
+
+def to_dict(cfg: TrainConfig | DistConfig) -> dict[str, Any]:
+    return asdict(cfg)
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build a config from a dict, ignoring unknown keys (forward compatible)."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+__all__ = [
+    "ALGORITHMS",
+    "MODELS",
+    "ConfigError",
+    "DistConfig",
+    "TrainConfig",
+    "from_dict",
+    "replace",
+    "to_dict",
+]
