@@ -30,6 +30,7 @@ system-deps:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python scripts/gen_protos.py --check
 
 test: $(STAMP) system-deps lint
