@@ -27,7 +27,6 @@ app = typer.Typer(
 )
 
 
-
 @app.command()
 def version() -> None:
     """Print the trafficdl version."""

@@ -131,12 +131,34 @@ def write_dataset(
     np.save(root / "packets.npy", np.ascontiguousarray(packets, dtype=np.float32))
     np.save(root / "labels.npy", np.ascontiguousarray(labels, dtype=np.int32))
     np.save(root / "objects.npy", np.asarray(objects, dtype=OBJECT_DTYPE))
+    return write_dataset_meta(
+        root,
+        n_objects=n,
+        payload_bytes=int(payload.shape[1]) if payload.ndim == 2 else 0,
+        packets=int(packets.shape[1]) if packets.ndim == 3 else 0,
+        label_names=label_names,
+        meta=meta,
+    )
+
+
+def write_dataset_meta(
+    out: str | Path,
+    *,
+    n_objects: int,
+    payload_bytes: int,
+    packets: int,
+    label_names: Sequence[str],
+    meta: dict[str, Any],
+) -> Path:
+    """Write dataset.json for arrays already in `out` (e.g. filled chunk by chunk
+    through np.lib.format.open_memmap); written last, its presence means complete."""
+    root = Path(out)
     full = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
-        "n_objects": int(n),
-        "payload_bytes": int(payload.shape[1]) if payload.ndim == 2 else 0,
-        "packets": int(packets.shape[1]) if packets.ndim == 3 else 0,
+        "n_objects": int(n_objects),
+        "payload_bytes": int(payload_bytes),
+        "packets": int(packets),
         "packet_fields": list(PACKET_FIELDS),
         **meta,
         "labels": list(label_names),

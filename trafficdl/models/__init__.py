@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import asdict, fields
 from typing import Any
 
+import torch
 from torch import nn
 
 from trafficdl.errors import TrafficdlError
@@ -46,9 +47,10 @@ def model_config(name: str, **overrides: Any) -> Any:
 
 def build_model(name: str, num_classes: int, **overrides: Any) -> nn.Module:
     """A freshly initialised model; seed torch first for reproducible weights."""
+    cfg = model_config(name, **overrides)  # validates the name first
     if num_classes < 2:
         raise ModelError(f"need at least 2 classes, got {num_classes}")
-    return REGISTRY[name][0](num_classes, model_config(name, **overrides))
+    return REGISTRY[name][0](num_classes, cfg)
 
 
 def config_dict(model: nn.Module) -> dict[str, Any]:
@@ -76,17 +78,64 @@ def fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def _settings(module: nn.Module) -> str:
+    """A compact description of a layer's shape settings (for `model-info`)."""
+    if isinstance(module, nn.Conv1d):
+        pad = module.padding if isinstance(module.padding, str) else module.padding[0]
+        return f"{module.in_channels}→{module.out_channels}, k={module.kernel_size[0]}, {pad}"
+    if isinstance(module, nn.MaxPool1d):
+        return f"{module.kernel_size}/{module.stride}" + (", ceil" if module.ceil_mode else "")
+    if isinstance(module, nn.Linear):
+        return f"{module.in_features}→{module.out_features}"
+    if isinstance(module, nn.LSTM):
+        return f"{module.input_size}→{module.hidden_size}, one bias per gate"
+    if isinstance(module, nn.Dropout):
+        return f"p={module.p}"
+    return ""
+
+
 def layer_table(model: nn.Module) -> list[dict[str, Any]]:
-    """One row per leaf module: name, type, parameters (what `model-info` prints)."""
+    """One row per leaf module: name, type, settings, output shape, parameters."""
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    outputs: dict[str, list[int]] = {}
+    hooks = [
+        m.register_forward_hook(
+            lambda _m, _i, out, n=n: outputs.__setitem__(
+                n, list((out[0] if isinstance(out, tuple) else out).shape[1:])
+            )
+        )
+        for n, m in leaves
+    ]
+    adapter = input_adapter(_name_of(model), **asdict(model.config))
+    shape = [adapter.length] if adapter.kind == "payload" else [adapter.length, adapter.fields]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros([1, *shape]))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
     rows = []
-    for mname, module in model.named_modules():
-        if list(module.children()):
-            continue
-        n = sum(p.numel() for p in module.parameters(recurse=False))
-        shapes = [list(p.shape) for p in module.parameters(recurse=False)]
-        rows.append({"name": mname, "type": type(module).__name__, "params": n, "shapes": shapes,
-                     "repr": module.extra_repr()})
+    for mname, module in leaves:
+        params = list(module.parameters(recurse=False))
+        rows.append(
+            {
+                "name": mname,
+                "type": type(module).__name__,
+                "settings": _settings(module),
+                "output": outputs.get(mname, []),
+                "params": sum(p.numel() for p in params),
+                "shapes": [list(p.shape) for p in params],
+            }
+        )
     return rows
+
+
+def _name_of(model: nn.Module) -> str:
+    for name, (cls, _) in REGISTRY.items():
+        if isinstance(model, cls):
+            return name
+    raise ModelError(f"{type(model).__name__} is not a registered model")
 
 
 __all__ = [

@@ -6,7 +6,9 @@ Keras (which the paper used) gives each gate one bias; PyTorch's nn.LSTM has two
 (b_ih and b_hh), i.e. 400 extra parameters. Their sum is all that matters, so
 we keep nn.LSTM's fused kernels and replace b_hh by a constant zero buffer:
 the function class is exactly Keras', and so is the count — 52,302 (L=2) and
-56,645 (L=45), the paper's 52.3k / 56.6k.
+56,645 (L=45), the paper's 52.3k / 56.6k. Initialisation is Keras' too:
+Glorot-uniform input kernel, orthogonal recurrent kernel, zero bias except 1 on
+the forget gate (unit_forget_bias), Glorot-uniform dense layers.
 """
 
 from __future__ import annotations
@@ -54,6 +56,20 @@ class LSTMClassifier(nn.Module):
             nn.ReLU(),
             nn.Linear(cfg.hidden, num_classes),
         )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras' defaults (torch's gate order i, f, g, o matches Keras' i, f, c, o)."""
+        units = self.config.units
+        with torch.no_grad():
+            nn.init.xavier_uniform_(self.lstm.weight_ih_l0)
+            nn.init.orthogonal_(self.lstm.weight_hh_l0)
+            self.lstm.bias_ih_l0.zero_()
+            self.lstm.bias_ih_l0[units : 2 * units] = 1.0
+        for module in self.head:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, (h, _) = self.lstm(x)

@@ -62,7 +62,11 @@ class Checkpoint:
     def build_model(self, device: torch.device | str = "cpu") -> nn.Module:
         """The architecture rebuilt from its config, with the saved weights, in eval mode."""
         model = build_model(self.model_name, self.num_classes, **self.model_config)
-        model.load_state_dict(self.state_dict)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[-1].strip()
+            raise CheckpointError(f"checkpoint weights do not fit its model: {first}") from exc
         if self.fingerprint and fingerprint(model) != self.fingerprint:
             raise CheckpointError("checkpoint weights do not match its recorded architecture")
         return model.to(device).eval()

@@ -36,6 +36,24 @@ class StepStats:
         return self.correct / self.samples if self.samples else float("nan")
 
 
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    adapter: InputAdapter,
+    loss_fn: nn.Module,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on one mini-batch; returns (mean loss, hits) as device tensors."""
+    logits = model(adapter.to_input(x))
+    loss = loss_fn(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+
 def train_steps(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -59,14 +77,10 @@ def train_steps(
     for x, y in batches:
         if max_steps is not None and steps >= max_steps:
             break
-        logits = model(adapter.to_input(x))
-        loss = loss_fn(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, hits = train_step(model, optimizer, x, y, adapter=adapter, loss_fn=loss_fn)
         n = len(y)
-        loss_sum += loss.detach() * n
-        correct += (logits.detach().argmax(1) == y).sum()
+        loss_sum += loss * n
+        correct += hits
         samples += n
         steps += 1
         if on_batch is not None:

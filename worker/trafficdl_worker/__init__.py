@@ -1,0 +1,1 @@
+"""A trafficdl worker: trains one partition and exchanges with the master (docs/distributed.md)."""

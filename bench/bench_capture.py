@@ -1,0 +1,119 @@
+"""Capture -> features throughput, side by side with tshark and NFStream.
+
+Packets per second from a pcap to finished features (ours: biflows with both
+inputs; tshark: `-q -z conv,tcp -z conv,udp`; NFStream 6.6: flows with
+dissection and statistics off), on one large synthetic capture and on a set of
+small ones, single process each, medians of repeated runs in the same
+process. The same files feed all three tools.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.table import Row
+from trafficdl.capture import ExtractConfig, extract_file
+from trafficdl.capture.pktbuild import write_pcap
+from trafficdl.synth import FlowWriter, app_profiles, synthesize
+
+
+def big_capture(path: Path, packets: int, seed: int = 0) -> int:
+    """One capture of about `packets` packets mixing five apps' flows."""
+    writers = [
+        FlowWriter(p, random.Random(f"bench/{seed}/{i}"), bytes((10, 9, i, 2)))
+        for i, p in enumerate(app_profiles(5))
+    ]
+    frames: list[tuple[float, bytes]] = []
+    while len(frames) < packets:
+        for w in writers:
+            for _ in range(50):
+                w.add_flow()
+        frames = sorted((f for w in writers for f in w.frames()), key=lambda x: x[0])
+    with open(path, "wb") as f:
+        write_pcap(f, frames)
+    return len(frames)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (tshark, NFStream meters)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _median_rates(fn: Callable[[], object], packets: int, repeats: int) -> tuple[float, float]:
+    """(packets per wall second, packets per CPU second), medians over `repeats` runs."""
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), _cpu()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(max(_cpu() - c0, 1e-9))
+    return packets / statistics.median(wall), packets / statistics.median(cpu)
+
+
+def ours(files: list[Path]) -> None:
+    cfg = ExtractConfig()
+    for f in files:
+        extract_file(f, cfg)
+
+
+def tshark(files: list[Path]) -> None:
+    for f in files:
+        cmd = ["tshark", "-n", "-q", "-r", str(f), "-z", "conv,tcp", "-z", "conv,udp"]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+
+def nfstream(files: list[Path]) -> None:
+    from nfstream import NFStreamer
+
+    for f in files:
+        for _ in NFStreamer(source=str(f), n_dissections=0, statistical_analysis=False):
+            pass
+
+
+def run(quick: bool) -> list[Row]:
+    repeats = 1 if quick else 3
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
+        root = Path(tmp)
+        big = root / "big.pcap"
+        n_big = big_capture(big, 50_000 if quick else 200_000)
+        small = synthesize(root / "small", apps=5, flows_per_app=40, captures_per_app=4, seed=1)
+        n_small = sum(extract_file(f, ExtractConfig()).packets_read for f in small)
+        peers: dict[str, Callable[[list[Path]], None]] = {}
+        if shutil.which("tshark"):
+            peers["tshark conv"] = tshark
+        try:
+            import nfstream as _  # noqa: F401
+
+            peers["NFStream"] = nfstream
+        except ImportError:
+            pass
+        for label, files, n in (
+            (f"{n_big // 1000}k-packet capture", [big], n_big),
+            (f"{len(small)} small captures ({n_small // len(small)} pkts)", small, n_small),
+        ):
+            mine = _median_rates(lambda files=files: ours(files), n, repeats)
+            peer_rates = {
+                peer: _median_rates(lambda fn=fn, files=files: fn(files), n, repeats)
+                for peer, fn in peers.items()
+            }
+            for i, kind in enumerate(("wall", "per CPU-second")):
+                figure = f"pcap->features, {label}, {kind}"
+                if not peers:
+                    rows.append(Row("capture", figure, mine[i], "packets/s"))
+                for peer, rates in peer_rates.items():
+                    note = f"median of {repeats}"
+                    rows.append(Row("capture", figure, mine[i], "packets/s", peer, rates[i], note))
+    return rows

@@ -1,0 +1,154 @@
+"""`python -m trafficdl_master`: the parameter server process (a pod, or the launcher's child).
+
+Configured by flags or TRAFFICDL_* environment variables (flags win). The run
+configuration is one JSON document {"train": {...}, "dist": {...}} (the
+fields of TrainConfig and DistConfig) given as a file or inline; the world
+size may be set on its own. Exit codes: 0 the run succeeded, 2 a user error
+(bad config, unreadable dataset), 1 a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from trafficdl.config import DistConfig, TrainConfig, from_dict, replace
+from trafficdl.distributed.spec import check_dist_config
+from trafficdl.errors import TrafficdlError
+from trafficdl_master.app import MasterOptions, serve
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(f"TRAFFICDL_{name}", default)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="trafficdl_master", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default=_env("DATASET"), help="dataset dir [TRAFFICDL_DATASET]")
+    p.add_argument(
+        "--out-dir",
+        default=_env("OUT_DIR", "run"),
+        help="run directory to write [TRAFFICDL_OUT_DIR]",
+    )
+    p.add_argument("--run-id", default=_env("RUN_ID"), help="run id [TRAFFICDL_RUN_ID]")
+    p.add_argument(
+        "--config",
+        default=_env("RUN_CONFIG"),
+        help='JSON file or inline JSON {"train": {...}, "dist": {...}} [TRAFFICDL_RUN_CONFIG]',
+    )
+    p.add_argument(
+        "--world-size",
+        type=int,
+        default=int(_env("WORLD_SIZE", "0")),
+        help="number of workers N, overrides the config [TRAFFICDL_WORLD_SIZE]",
+    )
+    p.add_argument(
+        "--bind",
+        default=_env("BIND", "0.0.0.0:50051"),
+        help="gRPC host:port, port 0 = any free [TRAFFICDL_BIND]",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", "0")),
+        help="Prometheus port, 0: off [TRAFFICDL_METRICS_PORT]",
+    )
+    p.add_argument(
+        "--t1-seconds",
+        type=float,
+        default=float(_env("T1_SECONDS", "0")),
+        help="known T1 for the ideal T1/N figures [TRAFFICDL_T1_SECONDS]",
+    )
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=float(_env("LINGER_SECONDS", "0")),
+        help="seconds to keep answering Status after the run [TRAFFICDL_LINGER_SECONDS]",
+    )
+    p.add_argument(
+        "--ready-file",
+        default=_env("READY_FILE"),
+        help="write the bound port here once listening [TRAFFICDL_READY_FILE]",
+    )
+    return p.parse_args(argv)
+
+
+def load_config(text: str) -> dict[str, Any]:
+    """The run config from a JSON file path or inline JSON (empty: defaults)."""
+    if not text:
+        return {}
+    src = text if text.lstrip().startswith("{") else None
+    if src is None:
+        path = Path(text)
+        if not path.is_file():
+            raise TrafficdlError(f"run config {text}: no such file")
+        src = path.read_text()
+    try:
+        data = json.loads(src)
+    except json.JSONDecodeError as exc:
+        raise TrafficdlError(f"run config is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TrafficdlError('run config must be an object {"train": {...}, "dist": {...}}')
+    return data
+
+
+def options(args: argparse.Namespace) -> MasterOptions:
+    if not args.dataset:
+        raise TrafficdlError("no dataset: pass --dataset or set TRAFFICDL_DATASET")
+    cfg = load_config(args.config)
+    train = from_dict(TrainConfig, cfg.get("train", {}))
+    dist = from_dict(DistConfig, cfg.get("dist", {}))
+    if args.world_size:
+        dist = replace(dist, workers=args.world_size)
+    if dist.workers < 1:
+        raise TrafficdlError("the master needs a world size >= 1 (--world-size)")
+    check_dist_config(dist)
+    return MasterOptions(
+        dataset=args.dataset,
+        out_dir=args.out_dir,
+        train=train,
+        dist=dist,
+        run_id=args.run_id,
+        bind=args.bind,
+        metrics_port=args.metrics_port,
+        t1_seconds=args.t1_seconds or None,
+        linger=args.linger,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    try:
+        opts = options(args)
+        run = serve(opts, lambda port: _announce(port, args.ready_file))
+    except TrafficdlError as exc:
+        print(f"trafficdl-master: error: {exc}", file=sys.stderr)
+        return 2
+    f = run["figures"]
+    print(
+        f"master: run {run['run_id']} done: T {run['training_seconds']:.2f} s, "
+        f"WTPE {run['wtpe_seconds']:.2f} s, accuracy {f['accuracy']:.3f}, "
+        f"macro F {f['macro_f1']:.3f}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _announce(port: int, path: str) -> None:
+    """Write the bound port to `path` atomically (the launcher waits for it)."""
+    if not path:
+        return
+    out = Path(path)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(str(port))
+    tmp.replace(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The master's life: prepare the run, serve until every worker finished, evaluate, write.
+
+1. Prepare: open the dataset, split it (the same stratified hold-out as the
+   centralized baseline), build and seed the initial model, fit the input
+   statistics on the training rows, fingerprint the architecture -> RunSpec.
+2. Serve: the gRPC server (parameter service + health) runs until every rank
+   has made its final commit; there is no idle timeout.
+3. Evaluate the centre model on the held-out test rows and write the run
+   directory (checkpoint, history, metrics, run.json); phase SUCCEEDED.
+The server keeps answering Status for `linger` seconds so an operator sees
+the final phase and figures before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.dataset import Dataset, partition
+from trafficdl.distributed import rundir
+from trafficdl.distributed.spec import RunSpec
+from trafficdl.evaluation import evaluate_model
+from trafficdl.models import build_model, fingerprint, input_adapter
+from trafficdl.models.adapters import InputAdapter
+from trafficdl.optim import get_rule
+from trafficdl.training.checkpoint import save_checkpoint
+from trafficdl.training.data import fit_adapter, holdout_indices
+from trafficdl.training.run import checkpoint_info, model_overrides
+from trafficdl.training.runtime import seed_everything
+from trafficdl_master import metrics
+from trafficdl_master.center import Center, CenterState
+from trafficdl_master.server import ParameterServerServicer, make_master_server
+
+log = logging.getLogger("trafficdl.master")
+
+
+@dataclass
+class MasterOptions:
+    dataset: str
+    out_dir: str
+    train: TrainConfig
+    dist: DistConfig
+    run_id: str = ""
+    bind: str = "0.0.0.0:50051"
+    metrics_port: int = 0
+    t1_seconds: float | None = None
+    linger: float = 0.0
+
+
+@dataclass
+class Prepared:
+    spec: RunSpec
+    dataset: Dataset
+    model: nn.Module
+    adapter: InputAdapter
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+
+
+def prepare(opts: MasterOptions) -> Prepared:
+    """Everything every process of the run must agree on, computed once here."""
+    dataset = Dataset.open(opts.dataset)
+    train, test_fraction, seed = opts.train, opts.train.test_fraction, opts.train.seed
+    train_idx, _, test_idx = holdout_indices(dataset.labels, test_fraction, 0.0, seed)
+    if len(train_idx) < opts.dist.workers * train.batch_size // 10 + opts.dist.workers:
+        from trafficdl.errors import TrafficdlError
+
+        raise TrafficdlError(
+            f"{len(train_idx)} training rows are too few for {opts.dist.workers} workers"
+        )
+    overrides = model_overrides(train, dataset)
+    seed_everything(seed)  # the centralized baseline's initial weights, too
+    model = build_model(train.model, dataset.num_classes, **overrides)
+    adapter = fit_adapter(dataset, train_idx, input_adapter(train.model, **overrides))
+    spec = RunSpec(
+        run_id=opts.run_id or uuid.uuid4().hex[:12],
+        train=train,
+        dist=opts.dist,
+        dataset=str(Path(opts.dataset).resolve()),
+        num_classes=dataset.num_classes,
+        label_names=list(dataset.label_names),
+        model_version=fingerprint(model),
+        adapter=adapter.to_dict(),
+        model_overrides=overrides,
+    )
+    return Prepared(spec, dataset, model, adapter, train_idx, test_idx)
+
+
+def bind_metrics(spec: RunSpec, center: Center) -> None:
+    def seconds() -> float:
+        return center.training_seconds()
+
+    def wtpe() -> float:
+        p = center.progress(spec.train.epochs)
+        t = seconds()
+        if center.done.is_set():
+            return t / spec.train.epochs
+        return t / p["mean_epoch"] if p["mean_epoch"] > 0 else 0.0
+
+    metrics.bind(
+        model=spec.train.model,
+        algorithm=spec.dist.algorithm,
+        currency=spec.dist.currency,
+        training_seconds=seconds,
+        wtpe=wtpe,
+        node_hours=lambda: spec.node_hours_of(seconds()),
+        cost=lambda: spec.cost_of(seconds()),
+        progress=lambda: center.progress(spec.train.epochs),
+    )
+
+
+def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> dict[str, Any]:
+    """Evaluate the centre model and write the run directory; returns run.json's content."""
+    spec = prep.spec
+    torch.set_num_threads(os.cpu_count() or 1)  # the workers are done: use every core
+    vector_to_parameters(center.state.vector, prep.model.parameters())
+    figures = evaluate_model(prep.model, prep.dataset, prep.test_idx, adapter=prep.adapter)
+    T = center.training_seconds()
+    commits = center.state.history
+    epochs = rundir.epoch_history(commits, spec.train.epochs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = checkpoint_info(prep.dataset)
+    save_checkpoint(
+        out_dir / "checkpoint.pt",
+        prep.model,
+        model_name=spec.train.model,
+        label_names=spec.label_names,
+        adapter=prep.adapter,
+        train_config=spec.train,
+        dist_config=spec.dist,
+        extract_config=info["extract_config"],
+        history=epochs,
+        epoch=spec.train.epochs,
+        dataset=info["dataset"],
+        extra={"test": {k: figures[k] for k in rundir.SCALARS}, "run_id": spec.run_id},
+    )
+    p = center.progress(spec.train.epochs)
+    partitions = [
+        len(partition(prep.train_idx, prep.dataset.labels, spec.dist.workers, r, spec.train.seed))
+        for r in range(spec.dist.workers)
+    ]
+    run = rundir.summary(
+        spec,
+        training_seconds=T,
+        figures=figures,
+        commits=commits,
+        counters={
+            "update_counter": p["update_counter"],
+            "commits_total": p["commits_total"],
+            "commits_rejected": p["commits_rejected"],
+            "workers_lost": p["lost"],
+            "restarts": p["restarts"],
+        },
+        split={"train": len(prep.train_idx), "test": len(prep.test_idx), "partitions": partitions},
+        t1_seconds=t1,
+    )
+    rundir.write_json(out_dir / "history.json", {"epochs": epochs, "commits": commits})
+    rundir.write_json(out_dir / "metrics.json", figures)
+    rundir.write_json(out_dir / "run.json", run)
+    return {"run": run, "figures": figures}
+
+
+def serve(opts: MasterOptions, on_ready: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run the master to the end; returns run.json's content. `on_ready(port)` is
+    called once the server listens."""
+    prep = prepare(opts)
+    spec = prep.spec
+    vector = parameters_to_vector(prep.model.parameters()).detach().clone()
+    center = Center(
+        CenterState(vector=vector, world_size=spec.dist.workers),
+        get_rule(spec.dist.algorithm),
+        sync_timeout=spec.dist.sync_timeout,
+    )
+    servicer = ParameterServerServicer(spec, center)
+    server, port = make_master_server(servicer, opts.bind)[:2]
+    bind_metrics(spec, center)
+    metrics.serve(opts.metrics_port)
+    server.start()
+    log.info(
+        "master of run %s listening on port %d for %d workers", spec.run_id, port, spec.dist.workers
+    )
+    if on_ready is not None:
+        on_ready(port)
+    try:
+        center.done.wait()
+        result = finish(prep, center, Path(opts.out_dir), opts.t1_seconds)
+        servicer.figures = result["figures"]
+        center.set_phase("succeeded", "run complete")
+        if opts.linger > 0:
+            time.sleep(opts.linger)
+        return result["run"]
+    except BaseException as exc:
+        center.set_phase("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        server.stop(grace=1.0).wait()

@@ -1,0 +1,397 @@
+"""The parameter server's state and rule: the centre variable and who has done what.
+
+`CenterState` is everything a restarted master needs (flat centre vector,
+update counter, per-rank progress, training time so far, history), in one
+object with `snapshot()`/`restore()` so an atomic checkpoint (issue 5) can save
+and reload it. `Center` applies the run's update rule to it under one lock:
+asynchronous commits are folded one at a time as they arrive; synchronous
+(EASGD) commits wait at a barrier until every active rank has committed, then
+the round is folded at once and all are released together.
+
+The end rule: the run is over when every rank has made its final commit. There
+are no idle timeouts; the only timer is the synchronous barrier's, which folds
+an incomplete round rather than waiting forever for a worker that died.
+T runs from the moment the last rank registered (all replicas start from the
+same centre) to the fold of the last final commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from trafficdl.errors import TrafficdlError
+from trafficdl.optim import UpdateRule
+from trafficdl.rpc.tensors import Encoded, encode
+
+PHASES = ("waiting", "running", "evaluating", "succeeded", "failed")
+HISTORY_LIMIT = 200_000  # commits recorded in history.json (a long LSTM run stays bounded)
+
+
+class CenterError(TrafficdlError):
+    """A request the master refuses (unknown rank, full world, finished rank...)."""
+
+
+@dataclass
+class WorkerProgress:
+    """What the master knows of one rank, from its registration, commits and heartbeats."""
+
+    rank: int
+    worker_id: str = ""
+    registrations: int = 0
+    connected: bool = False
+    finished: bool = False
+    lost: bool = False
+    batches_done: int = 0
+    samples_done: int = 0
+    epoch: float = 0.0
+    loss: float = float("nan")
+    accuracy: float = float("nan")
+    commits: int = 0
+    last_sequence: int = 0
+
+
+@dataclass
+class CommitInfo:
+    """A commit's header in domain terms (see CommitHeader in the proto)."""
+
+    rank: int
+    based_on_counter: int
+    sequence: int = 0
+    batches_done: int = 0
+    samples_done: int = 0
+    epoch: float = 0.0
+    loss: float = float("nan")
+    accuracy: float = float("nan")
+    window_batches: int = 1
+    final: bool = False
+
+
+@dataclass
+class CommitResult:
+    update_counter: int
+    staleness: int
+    run_done: bool
+    applied: bool = True
+
+
+@dataclass
+class CenterState:
+    """The snapshot-able state of a run on the master."""
+
+    vector: torch.Tensor
+    world_size: int
+    update_counter: int = 0
+    workers: dict[int, WorkerProgress] = field(default_factory=dict)
+    elapsed_before: float = 0.0  # training seconds of earlier master lives (restore)
+    commits_total: int = 0
+    commits_rejected: int = 0
+    restarts: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for r in range(self.world_size):
+            self.workers.setdefault(r, WorkerProgress(rank=r))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data (plus one tensor) that `restore` turns back into this state."""
+        return {
+            "vector": self.vector.clone(),
+            "world_size": self.world_size,
+            "update_counter": self.update_counter,
+            "workers": {r: asdict(w) for r, w in self.workers.items()},
+            "elapsed_before": self.elapsed_before,
+            "commits_total": self.commits_total,
+            "commits_rejected": self.commits_rejected,
+            "restarts": self.restarts,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> CenterState:
+        workers = {int(r): WorkerProgress(**w) for r, w in data["workers"].items()}
+        for w in workers.values():
+            w.connected = False  # every worker must register again with a new master
+        return cls(
+            vector=data["vector"].clone(),
+            world_size=int(data["world_size"]),
+            update_counter=int(data["update_counter"]),
+            workers=workers,
+            elapsed_before=float(data["elapsed_before"]),
+            commits_total=int(data["commits_total"]),
+            commits_rejected=int(data["commits_rejected"]),
+            restarts=int(data["restarts"]),
+            history=list(data["history"]),
+        )
+
+
+class Center:
+    """The centre variable behind one lock, with the run's update rule and end rule."""
+
+    def __init__(
+        self,
+        state: CenterState,
+        rule: UpdateRule,
+        *,
+        sync_timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state = state
+        self.rule = rule
+        self.sync_timeout = sync_timeout
+        self.clock = clock
+        self.phase = "waiting"
+        self.message = ""
+        self.done = threading.Event()
+        self._cond = threading.Condition()
+        self._started: float | None = None
+        self._ended: float | None = None
+        self._cache: dict[str, tuple[int, Encoded]] = {}
+        self._pending: dict[int, tuple[CommitInfo, torch.Tensor]] = {}
+        self._round = 0
+        self._round_results: dict[int, CommitResult] = {}
+        if all(w.finished for w in state.workers.values()):
+            self._finish()  # a restored run that had already ended
+
+    # --------------------------------------------------------------- time
+    def training_seconds(self) -> float:
+        """T so far: earlier master lives plus this one's running time."""
+        if self._started is None:
+            return self.state.elapsed_before
+        end = self._ended if self._ended is not None else self.clock()
+        return self.state.elapsed_before + (end - self._started)
+
+    # ----------------------------------------------------------- register
+    def register(
+        self,
+        rank: int,
+        worker_id: str,
+        wait: Callable[[], bool] | None = None,
+        *,
+        block: bool = True,
+    ) -> int:
+        """Admit a worker (rank -1: lowest free); blocks until the world is complete.
+
+        `wait` is polled while blocked: returning False abandons the wait (the
+        caller hung up). Returns the rank.
+        """
+        with self._cond:
+            rank = self._admit(rank, worker_id)
+            while block and not self._world_complete() and self.phase == "waiting":
+                if wait is not None and not wait():
+                    self.state.workers[rank].connected = False
+                    raise CenterError("registration abandoned by the worker")
+                self._cond.wait(0.25)
+            return rank
+
+    def _admit(self, rank: int, worker_id: str) -> int:
+        workers = self.state.workers
+        if rank < 0:
+            free = [r for r, w in sorted(workers.items()) if not w.connected and not w.finished]
+            if not free:
+                raise CenterError(f"all {self.state.world_size} ranks are taken")
+            rank = free[0]
+        if rank not in workers:
+            raise CenterError(f"rank {rank} outside world size {self.state.world_size}")
+        w = workers[rank]
+        if w.finished:
+            raise CenterError(f"rank {rank} has already finished")
+        w.connected, w.lost = True, False
+        w.worker_id = worker_id
+        w.registrations += 1
+        if self._world_complete() and self.phase == "waiting":
+            self.phase = "running"
+            self._started = self.clock()
+        self._cond.notify_all()
+        return rank
+
+    def _world_complete(self) -> bool:
+        return all(w.connected or w.finished for w in self.state.workers.values())
+
+    # --------------------------------------------------------------- pull
+    def pull(self, dtype: str = "float32") -> tuple[int, Encoded]:
+        """The centre and its counter, encoded once per counter and wire dtype."""
+        with self._cond:
+            counter = self.state.update_counter
+            cached = self._cache.get(dtype)
+            if cached is None or cached[0] != counter:
+                cached = (counter, encode(self.state.vector, dtype))
+                self._cache[dtype] = cached
+            return cached
+
+    # ------------------------------------------------------------- commit
+    def commit(self, info: CommitInfo, contribution: torch.Tensor) -> CommitResult:
+        """Fold a commit (async) or join the round's barrier (sync)."""
+        if contribution.numel() != self.state.vector.numel():
+            self.reject()
+            raise CenterError(
+                f"commit has {contribution.numel()} values, the model {self.state.vector.numel()}"
+            )
+        with self._cond:
+            w = self._worker(info.rank)
+            if info.sequence and info.sequence <= w.last_sequence:
+                # A retried commit already folded: acknowledge, do not apply twice.
+                return CommitResult(self.state.update_counter, 0, self.done.is_set(), False)
+            if w.finished:
+                raise CenterError(f"rank {info.rank} has already made its final commit")
+            if self.rule.synchronous:
+                return self._commit_sync(info, contribution)
+            staleness = max(self.state.update_counter - info.based_on_counter, 0)
+            self.rule.fold(
+                self.state.vector,
+                contribution,
+                staleness=staleness,
+                window_batches=info.window_batches,
+            )
+            self.state.update_counter += 1
+            self._record(info, staleness)
+            return CommitResult(self.state.update_counter, staleness, self.done.is_set())
+
+    def _commit_sync(self, info: CommitInfo, contribution: torch.Tensor) -> CommitResult:
+        self._pending[info.rank] = (info, contribution)
+        my_round = self._round
+        if self._round_complete():
+            self._fold_round()
+        deadline = self.clock() + self.sync_timeout
+        while self._round == my_round:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                self.message = f"synchronous round {my_round} folded without a missing worker"
+                self._fold_round()
+                break
+            self._cond.wait(min(remaining, 1.0))
+        result = self._round_results.pop(info.rank)
+        result.run_done = self.done.is_set()
+        return result
+
+    def _round_complete(self) -> bool:
+        expected = {r for r, w in self.state.workers.items() if not w.finished and not w.lost}
+        return expected <= set(self._pending)
+
+    def _fold_round(self) -> None:
+        pending, self._pending = self._pending, {}
+        base = self.state.update_counter
+        self.rule.fold_round(self.state.vector, [c for _, c in pending.values()])
+        self.state.update_counter += 1
+        for rank, (info, _) in pending.items():
+            staleness = max(base - info.based_on_counter, 0)
+            self._record(info, staleness)
+            self._round_results[rank] = CommitResult(self.state.update_counter, staleness, False)
+        self._round += 1
+        self._cond.notify_all()
+
+    def _record(self, info: CommitInfo, staleness: int) -> None:
+        """Bookkeeping common to every applied commit; ends the run on the last final."""
+        w = self.state.workers[info.rank]
+        w.commits += 1
+        w.last_sequence = max(w.last_sequence, info.sequence)
+        self._progress(w, info.epoch, info.batches_done, info.samples_done)
+        w.loss, w.accuracy = info.loss, info.accuracy
+        self.state.commits_total += 1
+        if len(self.state.history) < HISTORY_LIMIT:
+            self.state.history.append(
+                {
+                    "seconds": round(self.training_seconds(), 4),
+                    "rank": info.rank,
+                    "counter": self.state.update_counter,
+                    "staleness": staleness,
+                    "epoch": round(info.epoch, 4),
+                    "loss": info.loss,
+                    "accuracy": info.accuracy,
+                    "final": info.final,
+                }
+            )
+        if info.final:
+            w.finished, w.connected = True, False
+            if all(x.finished for x in self.state.workers.values()):
+                self._finish()
+            elif self.rule.synchronous and self._pending and self._round_complete():
+                self._fold_round()
+
+    def _finish(self) -> None:
+        if self._ended is None and self._started is not None:
+            self._ended = self.clock()
+        self.phase = "evaluating"
+        self.done.set()
+        self._cond.notify_all()
+
+    def reject(self) -> None:
+        """Count a commit refused before it reached the rule (malformed, wrong model)."""
+        with self._cond:
+            self.state.commits_rejected += 1
+
+    # ------------------------------------------------------ heartbeat/leave
+    def heartbeat(self, rank: int, epoch: float, batches_done: int) -> int:
+        with self._cond:
+            w = self._worker(rank)
+            self._progress(w, epoch, batches_done, w.samples_done)
+            return self.state.update_counter
+
+    def leave(self, rank: int, reason: str = "") -> None:
+        """A worker leaves; one that has not made its final commit is counted lost."""
+        with self._cond:
+            w = self._worker(rank)
+            w.connected = False
+            if not w.finished:
+                w.lost = True
+                self.message = f"rank {rank} left before its final commit: {reason}"
+                if self.rule.synchronous and self._pending and self._round_complete():
+                    self._fold_round()
+            self._cond.notify_all()
+
+    def _worker(self, rank: int) -> WorkerProgress:
+        w = self.state.workers.get(rank)
+        if w is None:
+            raise CenterError(f"rank {rank} outside world size {self.state.world_size}")
+        return w
+
+    @staticmethod
+    def _progress(w: WorkerProgress, epoch: float, batches: int, samples: int) -> None:
+        w.epoch = max(w.epoch, epoch)
+        w.batches_done = max(w.batches_done, batches)
+        w.samples_done = max(w.samples_done, samples)
+
+    # ------------------------------------------------------------- status
+    def set_phase(self, phase: str, message: str = "") -> None:
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}")
+        with self._cond:
+            self.phase = phase
+            if message:
+                self.message = message
+            self._cond.notify_all()
+
+    def progress(self, epochs: int) -> dict[str, Any]:
+        """Counts and progress for Status and metrics (slowest rank's epoch, mean progress)."""
+        with self._cond:
+            ws = list(self.state.workers.values())
+            epoch_min = min((w.epoch for w in ws), default=0.0)
+            mean = sum(min(w.epoch / epochs, 1.0) for w in ws) / max(len(ws), 1)
+            done = self.done.is_set()
+            return {
+                "phase": self.phase,
+                "message": self.message,
+                "connected": sum(w.connected for w in ws),
+                "finished": sum(w.finished for w in ws),
+                "lost": sum(w.lost for w in ws),
+                "epoch": float(epochs) if done else epoch_min,
+                "mean_epoch": sum(w.epoch for w in ws) / max(len(ws), 1),
+                "progress": 1.0 if done else mean,
+                "update_counter": self.state.update_counter,
+                "commits_total": self.state.commits_total,
+                "commits_rejected": self.state.commits_rejected,
+                "samples_done": sum(w.samples_done for w in ws),
+                "loss": _mean(w.loss for w in ws),
+                "accuracy": _mean(w.accuracy for w in ws),
+                "restarts": self.state.restarts,
+            }
+
+
+def _mean(values: Any) -> float:
+    real = [v for v in values if v == v]  # drop NaN (no commit yet)
+    return sum(real) / len(real) if real else float("nan")

@@ -1,0 +1,246 @@
+"""The gRPC servicer: wire <-> domain only; the centre's math lives in center.py.
+
+Each RPC converts its messages (headers, streamed chunks) to domain calls on
+`Center` and back, maps domain refusals to gRPC status codes, and counts bytes
+and calls for Prometheus. `make_master_server` is the one place the server is
+assembled (servicer + standard health service + transport options), so TLS and
+auth interceptors (issue 5) are passed through without touching the servicer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from trafficdl.distributed.spec import RunSpec
+from trafficdl.rpc import transport
+from trafficdl.rpc.tensors import Assembler, TensorWireError, chunks
+from trafficdl.rpc.v1 import parameter_server_pb2 as pb
+from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
+from trafficdl_master import metrics
+from trafficdl_master.center import Center, CenterError, CommitInfo
+
+SERVICE_NAME = "trafficdl.rpc.v1.ParameterServer"
+PHASE_ENUM = {
+    "waiting": pb.RUN_PHASE_WAITING,
+    "running": pb.RUN_PHASE_RUNNING,
+    "evaluating": pb.RUN_PHASE_EVALUATING,
+    "succeeded": pb.RUN_PHASE_SUCCEEDED,
+    "failed": pb.RUN_PHASE_FAILED,
+}
+ALGORITHM_ENUM = {
+    "aeasgd": pb.ALGORITHM_AEASGD,
+    "easgd": pb.ALGORITHM_EASGD,
+    "downpour": pb.ALGORITHM_DOWNPOUR,
+    "adag": pb.ALGORITHM_ADAG,
+    "dynsgd": pb.ALGORITHM_DYNSGD,
+}
+
+
+class ParameterServerServicer(pb_grpc.ParameterServerServicer):
+    """Serves one run: `spec` says what it is, `center` holds its state."""
+
+    def __init__(self, spec: RunSpec, center: Center) -> None:
+        self.spec = spec
+        self.center = center
+        self.figures: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ helpers
+    def _check_run(self, run_id: str, context: grpc.ServicerContext) -> None:
+        if run_id and run_id != self.spec.run_id:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"this master serves run {self.spec.run_id!r}, not {run_id!r}",
+            )
+
+    def _centre_parts(self) -> tuple[int, pb.TensorInfo, Iterator[bytes]]:
+        counter, enc = self.center.pull(self.spec.dist.wire_dtype)
+        metrics.PULLS.inc()
+        metrics.PULL_BYTES.inc(len(enc.data))
+        return (
+            counter,
+            enc.info(self.spec.model_version),
+            chunks(enc.data, self.spec.dist.chunk_bytes),
+        )
+
+    # --------------------------------------------------------------- rpcs
+    def Register(
+        self, request: pb.RegisterRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.RegisterResponse]:
+        self._check_run(request.run_id, context)
+        try:
+            rank = self.center.register(request.rank, request.worker_id, wait=context.is_active)
+        except CenterError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        counter, info, parts = self._centre_parts()
+        w = self.center.state.workers[rank]
+        yield pb.RegisterResponse(
+            info=pb.RegisterInfo(
+                rank=rank,
+                world_size=self.center.state.world_size,
+                run_config_json=self.spec.to_json(),
+                update_counter=counter,
+                resume_batches=w.batches_done if w.commits else 0,
+                tensor=info,
+            )
+        )
+        for part in parts:
+            yield pb.RegisterResponse(chunk=part)
+
+    def Pull(
+        self, request: pb.PullRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.PullResponse]:
+        self._check_run(request.run_id, context)
+        counter, info, parts = self._centre_parts()
+        yield pb.PullResponse(header=pb.PullHeader(update_counter=counter, tensor=info))
+        for part in parts:
+            yield pb.PullResponse(chunk=part)
+
+    def Commit(
+        self, request_iterator: Iterator[pb.CommitRequest], context: grpc.ServicerContext
+    ) -> pb.CommitResponse:
+        t0 = time.perf_counter()
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("part") != "header":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a commit starts with its header")
+        h = first.header
+        self._check_run(h.run_id, context)
+        try:
+            asm = Assembler(h.tensor, self.spec.model_version)
+            for msg in request_iterator:
+                asm.add(msg.chunk)
+            contribution = asm.tensor()
+        except TensorWireError as exc:
+            metrics.COMMITS_REJECTED.inc()
+            self.center.reject()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        metrics.COMMIT_BYTES.inc(h.tensor.num_bytes)
+        info = CommitInfo(
+            rank=h.rank,
+            based_on_counter=h.based_on_counter,
+            sequence=h.sequence,
+            batches_done=h.batches_done,
+            samples_done=h.samples_done,
+            epoch=h.epoch,
+            loss=h.loss,
+            accuracy=h.accuracy,
+            window_batches=max(h.window_batches, 1),
+            final=h.final,
+        )
+        try:
+            result = self.center.commit(info, contribution)
+        except CenterError as exc:
+            metrics.COMMITS_REJECTED.inc()
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        if result.applied:
+            metrics.COMMITS.inc()
+            metrics.STALENESS.observe(result.staleness)
+            metrics.COMMIT_LATENCY.observe(time.perf_counter() - t0)
+        return pb.CommitResponse(
+            update_counter=result.update_counter,
+            staleness=result.staleness,
+            run_done=result.run_done,
+        )
+
+    def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.ServicerContext
+    ) -> pb.HeartbeatResponse:
+        self._check_run(request.run_id, context)
+        try:
+            counter = self.center.heartbeat(request.rank, request.epoch, request.batches_done)
+        except CenterError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return pb.HeartbeatResponse(update_counter=counter, run_done=self.center.done.is_set())
+
+    def Leave(
+        self, request: pb.LeaveRequest, context: grpc.ServicerContext
+    ) -> pb.LeaveResponse:
+        self._check_run(request.run_id, context)
+        try:
+            self.center.leave(request.rank, request.reason)
+        except CenterError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return pb.LeaveResponse()
+
+    def Status(
+        self, request: pb.StatusRequest, context: grpc.ServicerContext
+    ) -> pb.StatusResponse:
+        self._check_run(request.run_id, context)
+        return status_message(self.spec, self.center, self.figures)
+
+
+def status_message(
+    spec: RunSpec, center: Center, figures: dict[str, Any] | None
+) -> pb.StatusResponse:
+    """Every StatusResponse field from the run's live state."""
+    p = center.progress(spec.train.epochs)
+    seconds = center.training_seconds()
+    msg = pb.StatusResponse(
+        run_id=spec.run_id,
+        phase=PHASE_ENUM[p["phase"]],
+        message=p["message"],
+        model=spec.train.model,
+        algorithm=ALGORITHM_ENUM[spec.dist.algorithm],
+        world_size=spec.dist.workers,
+        workers_connected=p["connected"],
+        workers_finished=p["finished"],
+        workers_lost=p["lost"],
+        epoch=p["epoch"],
+        epochs=spec.train.epochs,
+        progress=p["progress"],
+        update_counter=p["update_counter"],
+        commits_total=p["commits_total"],
+        commits_rejected=p["commits_rejected"],
+        training_seconds=seconds,
+        wtpe_seconds=wtpe(seconds, p["mean_epoch"], center.done.is_set(), spec.train.epochs),
+        node_hours=spec.node_hours_of(seconds),
+        cost=spec.cost_of(seconds),
+        currency=spec.dist.currency,
+        restarts=p["restarts"],
+    )
+    if figures:
+        msg.figures.CopyFrom(
+            pb.ClassificationFigures(
+                accuracy=figures["accuracy"],
+                macro_recall=figures["macro_recall"],
+                macro_precision=figures.get("macro_precision", 0.0),
+                macro_f1=figures["macro_f1"],
+                labels=list(figures.get("labels", spec.label_names)),
+                confusion=[int(v) for row in figures["confusion"] for v in row],
+            )
+        )
+    return msg
+
+
+def wtpe(seconds: float, mean_epoch: float, done: bool, epochs: int) -> float:
+    """Wallclock time per epoch: T / epochs at the end, T / epochs reached so far before."""
+    if done:
+        return seconds / epochs
+    return seconds / mean_epoch if mean_epoch > 0 else 0.0
+
+
+def make_master_server(
+    servicer: ParameterServerServicer,
+    address: str,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """The master's server: parameter service + grpc.health.v1 (for Kubernetes probes)."""
+    world = servicer.center.state.world_size
+    server, port = transport.make_server(
+        address,
+        max_workers=max(16, 2 * world + 8),
+        credentials=credentials,
+        interceptors=interceptors,
+    )
+    pb_grpc.add_ParameterServerServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer

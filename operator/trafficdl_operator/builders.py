@@ -1,0 +1,144 @@
+"""Pure builders: a parsed JobSpec -> the Secret, Service and Pod dicts of a run.
+
+No I/O and no kopf here (as in dask-kubernetes' operator), so every child's
+shape is unit-tested without an API server; the handlers adopt and create
+what these return. Names are deterministic (`{job}-master`, `{job}-worker-{i}`)
+so creation is idempotent: a 409 means "already done".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from typing import Any
+
+from trafficdl_operator import contract as c
+from trafficdl_operator.settings import Settings
+from trafficdl_operator.spec import JobSpec, PodTemplate
+
+
+def labels(job: str, role: str | None = None, rank: int | None = None) -> dict[str, str]:
+    out = {c.LABEL_JOB: job}
+    if role is not None:
+        out[c.LABEL_ROLE] = role
+    if rank is not None:
+        out[c.LABEL_RANK] = str(rank)
+    return out
+
+
+def new_token() -> str:
+    """A fresh per-run bearer token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def build_secret(job: str, token: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": c.secret_name(job), "labels": labels(job)},
+        "type": "Opaque",
+        "data": {c.TOKEN_KEY: base64.b64encode(token.encode()).decode()},
+    }
+
+
+def build_service(job: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": c.service_name(job), "labels": labels(job, c.ROLE_MASTER)},
+        "spec": {
+            "selector": labels(job, c.ROLE_MASTER),
+            "ports": [
+                {"name": c.GRPC_PORT_NAME, "port": c.GRPC_PORT, "targetPort": c.GRPC_PORT_NAME},
+                {"name": c.METRICS_PORT_NAME, "port": c.METRICS_PORT,
+                 "targetPort": c.METRICS_PORT_NAME},
+            ],
+        },
+    }
+
+
+def _env(job: str, namespace: str, run_id: str, spec: JobSpec, role: str, rank: int | None,
+         world_size: int) -> list[dict[str, Any]]:
+    plain = {
+        c.ENV_ROLE: role,
+        c.ENV_MASTER_ADDR: c.master_addr(job, namespace),
+        c.ENV_WORLD_SIZE: str(world_size),
+        c.ENV_RUN_ID: run_id,
+        c.ENV_DATASET: spec.dataset_file(),
+        c.ENV_OUT_DIR: spec.out_dir(job),
+        c.ENV_METRICS_PORT: str(c.METRICS_PORT),
+        c.ENV_RUN_CONFIG: json.dumps(spec.run_config(world_size), sort_keys=True),
+    }
+    if rank is not None:  # the master has no rank: ranks number the workers 0..N-1
+        plain[c.ENV_RANK] = str(rank)
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
+    env.append({"name": c.ENV_TOKEN, "valueFrom": {"secretKeyRef": {
+        "name": c.secret_name(job), "key": c.TOKEN_KEY}}})
+    return env
+
+
+def _resources(tpl: PodTemplate) -> dict[str, Any]:
+    res = {k: dict(v) for k, v in tpl.resources.items()}
+    if tpl.gpus:
+        for key in ("limits", "requests"):
+            res.setdefault(key, {})["nvidia.com/gpu"] = tpl.gpus
+    return res
+
+
+def _pod(job: str, name: str, role: str, rank: int | None, image: str, tpl: PodTemplate,
+         env: list[dict[str, Any]], spec: JobSpec) -> dict[str, Any]:
+    ports = [{"name": c.METRICS_PORT_NAME, "containerPort": c.METRICS_PORT}]
+    if role == c.ROLE_MASTER:
+        ports.insert(0, {"name": c.GRPC_PORT_NAME, "containerPort": c.GRPC_PORT})
+    container: dict[str, Any] = {
+        "name": role,
+        "image": image,
+        "command": list(c.MASTER_COMMAND if role == c.ROLE_MASTER else c.WORKER_COMMAND),
+        "env": env + list(tpl.env),
+        "ports": ports,
+        "volumeMounts": [{"name": c.VOLUME_NAME, "mountPath": spec.mount_path}],
+        "resources": _resources(tpl),
+    }
+    if tpl.image_pull_policy:
+        container["imagePullPolicy"] = tpl.image_pull_policy
+    pod_spec: dict[str, Any] = {
+        # The operator, not the kubelet, restarts replicas: it counts restarts
+        # against backoffLimit and reports them in status.
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [{"name": c.VOLUME_NAME, **spec.volume}],
+        "hostname": name,
+    }
+    if tpl.node_selector:
+        pod_spec["nodeSelector"] = dict(tpl.node_selector)
+    if tpl.tolerations:
+        pod_spec["tolerations"] = list(tpl.tolerations)
+    if tpl.service_account_name:
+        pod_spec["serviceAccountName"] = tpl.service_account_name
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": labels(job, role, rank),
+            "annotations": {"prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(c.METRICS_PORT)},
+        },
+        "spec": pod_spec,
+    }
+
+
+def build_master_pod(job: str, namespace: str, run_id: str, spec: JobSpec, world_size: int,
+                     settings: Settings) -> dict[str, Any]:
+    env = _env(job, namespace, run_id, spec, c.ROLE_MASTER, None, world_size)
+    env.insert(-1, {"name": c.ENV_LINGER, "value": f"{settings.master_linger_seconds:g}"})
+    image = spec.master.image or settings.master_image
+    return _pod(job, c.master_name(job), c.ROLE_MASTER, None, image, spec.master, env, spec)
+
+
+def build_worker_pod(job: str, namespace: str, run_id: str, spec: JobSpec, rank: int,
+                     world_size: int, settings: Settings) -> dict[str, Any]:
+    env = _env(job, namespace, run_id, spec, c.ROLE_WORKER, rank, world_size)
+    image = spec.worker.image or settings.worker_image
+    return _pod(job, c.worker_name(job, rank), c.ROLE_WORKER, rank, image, spec.worker, env, spec)

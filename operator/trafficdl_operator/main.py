@@ -1,0 +1,193 @@
+"""kopf handlers of the TrafficTrainingJob operator: thin, each with a stable id.
+
+`create` validates the spec (an invalid one ends as a Failed condition, never
+a retry loop), makes the per-run token Secret and the master Service, and
+runs the first reconciliation. `reconcile` is a timer that, every
+reconcileInterval, lists the job's pods, asks the master's Status RPC and
+executes the pure plan of trafficdl_operator.reconcile: create/recreate/
+delete pods, post Events, write status, delete the job after its TTL.
+Level-triggered, so spec changes (workers, suspend) take effect at the next
+tick and an operator restart loses nothing. Run with `trafficdl operator` or
+`kopf run -m trafficdl_operator.main`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from trafficdl_operator import builders, metrics
+from trafficdl_operator import contract as c
+from trafficdl_operator import reconcile as rec
+from trafficdl_operator import status as s
+from trafficdl_operator.kube import Kube, load_config
+from trafficdl_operator.masterclient import fetch_status
+from trafficdl_operator.settings import Settings
+from trafficdl_operator.spec import JobSpec, SpecError, parse
+
+SETTINGS = Settings.from_env()
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _measured(handler: str) -> Iterator[None]:
+    metrics.RECONCILIATIONS.labels(handler=handler).inc()
+    t0 = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        metrics.ERRORS.labels(handler=handler).inc()
+        raise
+    finally:
+        metrics.DURATION.labels(handler=handler).observe(time.perf_counter() - t0)
+
+
+@kopf.on.startup(id="configure")
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Keep kopf's bookkeeping under our own prefix, visible as trafficdl.io annotations.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="trafficdl.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="trafficdl.io")
+    # Reconnect watches every 5 minutes: a silently dropped stream must not stall us.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    # Our Events are explicit (kopf.event); kopf's own log-to-Event posting only for problems.
+    settings.posting.level = logging.WARNING
+    # Sync handlers run in this pool; each reconciliation is short, a few jobs share it.
+    settings.execution.max_workers = 8
+    load_config()
+    memo.kube = Kube()
+    if SETTINGS.metrics_port:
+        memo.metrics_server = metrics.start_server(SETTINGS.metrics_port)
+
+
+@kopf.on.cleanup(id="stop-metrics")
+def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
+    server = memo.get("metrics_server")
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
+def _fail_invalid(body: kopf.Body, patch: kopf.Patch, status: dict[str, Any], uid: str,
+                  message: str, generation: int) -> None:
+    now = datetime.now(UTC)
+    conds = s.set_condition(list(status.get("conditions") or []), c.PHASE_FAILED, True,
+                            c.REASON_INVALID_SPEC, message, now)
+    patch.status.update(phase=c.PHASE_FAILED, conditions=conds, completionTime=s.now_iso(now),
+                        observedGeneration=generation)
+    kopf.event(body, type="Warning", reason=c.REASON_INVALID_SPEC, message=message)
+    metrics.set_phase(uid, c.PHASE_FAILED)
+
+
+def _token(kube: Kube, memo: kopf.Memo, namespace: str, name: str) -> str | None:
+    if not memo.get("token"):
+        memo.token = kube.read_token(namespace, name)
+    return memo.get("token")
+
+
+def _poll_master(kube: Kube, memo: kopf.Memo, namespace: str, name: str,
+                 status: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    master = s.summarize(name, pods).master
+    if master is None or s.pod_phase(master) != "Running" or status.get("phase") in \
+            c.TERMINAL_PHASES:
+        return None
+    token = _token(kube, memo, namespace, name)
+    if not token:
+        return None
+    addr = SETTINGS.master_addr_override or c.master_addr(name, namespace)
+    fields = fetch_status(addr, str(status.get("runId")), token, SETTINGS.status_timeout)
+    metrics.STATUS_POLLS.labels(outcome="ok" if fields else "unavailable").inc()
+    return fields
+
+
+def _reconcile(body: kopf.Body, job: JobSpec, status: dict[str, Any], memo: kopf.Memo,
+               patch: kopf.Patch) -> None:
+    kube: Kube = memo.kube
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    with memo.setdefault("lock", threading.Lock()):  # timer vs. create on one job
+        pods = kube.list_pods(namespace, name)
+        obs = rec.Observed(name=name, namespace=namespace, generation=int(meta.get("generation")
+                           or 1), spec=job, status=status, pods=pods,
+                           master=_poll_master(kube, memo, namespace, name, status, pods),
+                           now=datetime.now(UTC))
+        plan = rec.plan(obs, SETTINGS)
+        kopf.adopt(plan.create, owner=body)
+        for child in plan.create:
+            kube.create(namespace, child)
+        for pod in dict.fromkeys(plan.delete_pods):
+            kube.delete_pod(namespace, pod, SETTINGS.pod_grace_seconds)
+        for kind, reason, message in plan.events:
+            kopf.event(body, type=kind, reason=reason, message=message)
+            if reason in ("MasterRestarted", "WorkerRestarted"):
+                metrics.RESTARTS.labels(role=reason.removesuffix("Restarted").lower()).inc()
+        patch.status.update(plan.status)
+        metrics.set_phase(str(meta.get("uid")), plan.status.get("phase"))
+        if plan.delete_job:
+            kube.delete_job(namespace, name)
+
+
+@kopf.on.create(c.GROUP, c.VERSION, c.PLURAL, id="create")
+def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, namespace: str,
+           uid: str, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    with _measured("create"):
+        current = copy.deepcopy(dict(status))
+        if current.get("phase"):
+            return  # already set up (e.g. the operator restarted): the timer carries on
+        generation = int(meta.get("generation") or 1)
+        try:
+            job = parse(copy.deepcopy(dict(spec)))
+        except SpecError as exc:
+            _fail_invalid(body, patch, current, uid, str(exc), generation)
+            return
+        kube: Kube = memo.kube
+        token = builders.new_token()
+        children = [builders.build_secret(name, token), builders.build_service(name)]
+        kopf.adopt(children, owner=body)
+        if not kube.create(namespace, children[0]):
+            token = kube.read_token(namespace, name) or token  # created by an earlier attempt
+        memo.token = token
+        kube.create(namespace, children[1])
+        now = datetime.now(UTC)
+        current.update(
+            phase=c.PHASE_CREATED, runId=rec.run_id(name, uid), worldSize=job.workers,
+            startTime=s.now_iso(now), masterEndpoint=c.master_addr(name, namespace),
+            currency=job.dist.currency,
+            conditions=s.set_condition([], c.PHASE_CREATED, True, "JobCreated",
+                                       "secret, service and pods created", now),
+        )
+        kopf.event(body, type="Normal", reason="Created",
+                   message=f"master and {job.workers} workers for {job.train.model}/"
+                   f"{job.dist.algorithm}")
+        _reconcile(body, job, current, memo, patch)
+
+
+@kopf.timer(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", interval=SETTINGS.reconcile_interval)
+def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, uid: str, meta: kopf.Meta,
+              patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    current = copy.deepcopy(dict(status))
+    if not current.get("phase"):
+        return  # `create` has not finished yet
+    with _measured("reconcile"):
+        try:
+            job = parse(copy.deepcopy(dict(spec)))
+        except SpecError as exc:
+            if current.get("phase") not in c.TERMINAL_PHASES:
+                _fail_invalid(body, patch, current, uid, str(exc), int(meta.get("generation")
+                                                                         or 1))
+            return
+        _reconcile(body, job, current, memo, patch)
+
+
+@kopf.on.delete(c.GROUP, c.VERSION, c.PLURAL, id="forget", optional=True)
+def forget(uid: str, **_: Any) -> None:
+    # optional: no finalizer; children go with the job through their ownerReferences.
+    metrics.set_phase(uid, None)

@@ -1,0 +1,37 @@
+"""A small client for the master's Status RPC (trafficdl.rpc.v1.ParameterServer/Status).
+
+The operator asks, it never streams: one short-deadline unary call per
+reconciliation with the run's bearer token, a fresh channel each time (a
+restarted master gets a new pod IP behind the same Service name). Any RPC
+error returns None: "no news" is not a failure, pods and restarts are judged
+from the API server.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+
+from trafficdl.rpc.v1 import parameter_server_pb2 as pb
+from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
+from trafficdl_operator.status import master_fields
+
+log = logging.getLogger(__name__)
+
+
+def fetch_status(addr: str, run_id: str, token: str, timeout: float) -> dict[str, Any] | None:
+    """The status fields the master reports, or None when it does not answer."""
+    with grpc.insecure_channel(addr) as channel:
+        stub = pb_grpc.ParameterServerStub(channel)
+        try:
+            resp = stub.Status(pb.StatusRequest(run_id=run_id), timeout=timeout,
+                               metadata=[("authorization", f"Bearer {token}")])
+        except grpc.RpcError as exc:
+            log.debug("master %s did not answer Status: %s", addr, exc.code())
+            return None
+    fields = master_fields(resp)
+    if not resp.HasField("figures"):
+        fields.pop("figures", None)
+    return fields

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make demo`: the whole product on the embedded default, on this machine.
+#   synth (synthetic per-app captures) -> extract (biflow dataset) -> summary
+#   -> centralized baseline (workers 0) and T1 (one worker through the master)
+#   -> distributed training with a local master + 4 workers on loopback
+#   -> figures (time, cost, accuracy) as a table, plus the run directory's plots.
+# Sized to finish in a few minutes on 2 cores.
+set -euo pipefail
+out=${1:-demo}
+bin=${VENV_BIN:-.venv/bin}
+apps=${DEMO_APPS:-5}
+flows=${DEMO_FLOWS:-120}
+epochs=${DEMO_EPOCHS:-3}
+model=${DEMO_MODEL:-cnn1d}
+rm -rf "$out"
+mkdir -p "$out"
+echo "== 1/5 synthesize captures ($apps apps x $flows biflows)"
+"$bin/trafficdl" synth "$out/captures" --apps "$apps" --flows-per-app "$flows" --seed 7
+echo "== 2/5 extract biflows"
+"$bin/trafficdl" extract "$out/captures" --out "$out/dataset"
+echo "== 3/5 summary"
+"$bin/trafficdl" summary "$out/dataset"
+echo "== 4/5 baselines: centralized (workers 0) and T1 (1 worker via the master)"
+"$bin/trafficdl" train "$out/dataset" --model "$model" --epochs "$epochs" --workers 0 \
+  --out "$out/runs/centralized"
+"$bin/trafficdl" train "$out/dataset" --model "$model" --epochs "$epochs" --workers 1 \
+  --out "$out/runs/n1"
+echo "== 5/5 distributed: master + 4 workers on loopback (AEASGD)"
+"$bin/trafficdl" train "$out/dataset" --model "$model" --epochs "$epochs" --workers 4 \
+  --window-epochs 1 --out "$out/runs/n4"
+"$bin/trafficdl" runs "$out/runs"
+echo "run directories, checkpoints and plots: $out/runs/"

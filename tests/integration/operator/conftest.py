@@ -1,0 +1,169 @@
+"""Fixtures: kmock as the API server, the real operator in its own thread, a stand-in master.
+
+The operator's settings are read from the environment at import of
+trafficdl_operator.main (kopf fixes timer intervals at registration), so they
+are set here, at conftest import, before anything imports it: a 0.2 s
+reconcile interval, a free metrics port and the stand-in master's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import kmock
+import pytest
+import pytest_asyncio
+from operator_kmock import EVENTS, PODS, KubeEmulator, declare_resources, write_kubeconfig
+
+from trafficdl.rpc.v1 import parameter_server_pb2 as pb
+from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:  # held open together so the ports differ
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+MASTER_PORT, METRICS_PORT = _free_ports(2)
+# kubernetes.config reads KUBECONFIG once, at import: one path for the session,
+# rewritten by each test for its own kmock server.
+_KUBE_DIR = tempfile.mkdtemp(prefix="trafficdl-kmock-")
+atexit.register(shutil.rmtree, _KUBE_DIR, True)
+KUBECONFIG = Path(_KUBE_DIR) / "kubeconfig"
+os.environ["KUBECONFIG"] = str(KUBECONFIG)
+os.environ["TRAFFICDL_OPERATOR_RECONCILE_INTERVAL"] = "0.2"
+os.environ["TRAFFICDL_OPERATOR_STATUS_TIMEOUT"] = "1"
+os.environ["TRAFFICDL_OPERATOR_METRICS_PORT"] = str(METRICS_PORT)
+os.environ["TRAFFICDL_OPERATOR_MASTER_ADDR_OVERRIDE"] = f"127.0.0.1:{MASTER_PORT}"
+os.environ["TRAFFICDL_OPERATOR_POD_GRACE_SECONDS"] = "0"
+NS = "default"
+TTJ_PATH = f"/apis/trafficdl.io/v1alpha1/namespaces/{NS}/traffictrainingjobs"
+
+
+class StandInMaster(pb_grpc.ParameterServerServicer):
+    """Answers Status only, from `self.response`; records the bearer tokens it saw."""
+
+    def __init__(self) -> None:
+        self.response = pb.StatusResponse(phase=pb.RUN_PHASE_WAITING)
+        self.tokens: list[str] = []
+
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> Any:
+        auth = dict(context.invocation_metadata()).get("authorization", "")
+        self.tokens.append(auth.removeprefix("Bearer "))
+        resp = pb.StatusResponse()
+        resp.CopyFrom(self.response)
+        resp.run_id = request.run_id
+        return resp
+
+
+@pytest.fixture()
+def master() -> Iterator[StandInMaster]:
+    servicer = StandInMaster()
+    pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="stand-in-master")
+    server = grpc.server(pool)
+    pb_grpc.add_ParameterServerServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{MASTER_PORT}")
+    server.start()
+    yield servicer
+    server.stop(grace=None).wait()
+    pool.shutdown(wait=True)
+
+
+class Cluster:
+    """What a test does to the mock cluster: kubectl-like writes over HTTP, reads from memory."""
+
+    def __init__(self, k: KubeEmulator, ttj: kmock.resource) -> None:
+        self.k, self.ttj = k, ttj
+
+    async def _send(self, method: str, path: str, body: Any, ctype: str) -> dict[str, Any]:
+        resp = await self.k.request(method, path, json=body, headers={"Content-Type": ctype})
+        data = await resp.json()
+        assert resp.status < 300, data
+        return data
+
+    async def create_job(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"apiVersion": "trafficdl.io/v1alpha1", "kind": "TrafficTrainingJob",
+                "metadata": {"name": name, "namespace": NS}, "spec": spec}
+        return await self._send("POST", TTJ_PATH, body, "application/json")
+
+    async def patch_job(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return await self._send("PATCH", f"{TTJ_PATH}/{name}", patch,
+                                "application/merge-patch+json")
+
+    async def delete_job(self, name: str) -> None:
+        await self._send("DELETE", f"{TTJ_PATH}/{name}", {}, "application/json")
+
+    async def set_pod(self, name: str, phase: str, exit_code: int | None = None) -> None:
+        status: dict[str, Any] = {"phase": phase}
+        if exit_code is not None:
+            status["containerStatuses"] = [{"name": "c", "state": {"terminated": {
+                "exitCode": exit_code, "reason": "Error" if exit_code else "Completed"}}}]
+        await self._send("PATCH", f"/api/v1/namespaces/{NS}/pods/{name}/status",
+                         {"status": status}, "application/merge-patch+json")
+
+    async def run_pods(self, *names: str) -> None:
+        for name in names:
+            await self.set_pod(name, "Running")
+
+    def live(self, resource: kmock.resource) -> dict[str, dict[str, Any]]:
+        return {key[2]: obj.raw for key, obj in self.k.objects.items()
+                if key[0] == resource and not obj.deleted}
+
+    def pods(self) -> dict[str, dict[str, Any]]:
+        return self.live(PODS)
+
+    def job(self, name: str) -> dict[str, Any] | None:
+        return self.live(self.ttj).get(name)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return (self.job(name) or {}).get("status") or {}
+
+    def condition(self, name: str, ctype: str) -> dict[str, Any] | None:
+        for cond in self.status(name).get("conditions") or []:
+            if cond["type"] == ctype:
+                return cond
+        return None
+
+    def event_reasons(self) -> list[str]:
+        return [e.get("reason", "") for e in self.live(EVENTS).values()]
+
+
+@pytest_asyncio.fixture()
+async def cluster() -> AsyncIterator[Cluster]:
+    async with KubeEmulator() as k, kmock.Server(k) as server:
+        ttj = declare_resources(k)
+        write_kubeconfig(KUBECONFIG, str(server.url))
+        yield Cluster(k, ttj)
+
+
+@pytest_asyncio.fixture()
+async def operator(cluster: Cluster) -> AsyncIterator[Any]:
+    """The real operator (kopf's CLI) in its own thread and loop, stopped after the test."""
+    from kopf.testing import KopfRunner
+
+    runner = KopfRunner(["run", "--all-namespaces", "--standalone", "-m",
+                         "trafficdl_operator.main"], timeout=30)
+    loop = asyncio.get_running_loop()
+    with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kopf-runner") as pool:
+        await loop.run_in_executor(pool, runner.__enter__)
+        try:
+            yield runner
+        finally:
+            # Joining blocks: do it off the loop so kmock keeps answering kopf's last calls.
+            await loop.run_in_executor(pool, runner.__exit__, None, None, None)

@@ -1,0 +1,24 @@
+"""Helpers for capture tests: write scapy-crafted packets to a capture and extract it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from capture_helpers import write_capture
+
+from trafficdl.capture import ExtractConfig, FileResult, extract_file
+
+
+@pytest.fixture
+def extract_pkts(tmp_path: Path) -> Callable[..., FileResult]:
+    counter = iter(range(10_000))
+
+    def run(pkts: Sequence, cfg: ExtractConfig | None = None, **kw) -> FileResult:
+        path = write_capture(tmp_path / f"c{next(counter)}.pcap", pkts, **kw)
+        res = extract_file(path, cfg or ExtractConfig())
+        assert res.error is None, res.error
+        return res
+
+    return run

@@ -1,0 +1,127 @@
+"""pcap/pcapng reading, damaged and garbage files, and fuzzing of the reader+walk."""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+import tempfile
+from pathlib import Path
+
+from capture_helpers import write_capture
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from trafficdl.capture import ExtractConfig, extract_file
+from trafficdl.capture.reader import open_records
+from trafficdl.capture.walk import Walker
+
+
+def frames(n=5):
+    return [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1000 + i, dport=53)
+            / Raw(b"p%d" % i) for i in range(n)]  # fmt: skip
+
+
+def test_pcapng_matches_pcap(tmp_path):
+    a = extract_file(write_capture(tmp_path / "a.pcap", frames()), ExtractConfig())
+    b = extract_file(write_capture(tmp_path / "b.pcapng", frames(), ng=True), ExtractConfig())
+    assert b.format == "pcapng" and a.format == "pcap"
+    assert (a.payload == b.payload).all() and (a.packets == b.packets).all()
+    assert a.objects["start"].tolist() == b.objects["start"].tolist()
+
+
+def test_nanosecond_and_big_endian_pcap(tmp_path):
+    frame = bytes(frames(1)[0])
+    for magic, endian, frac, expect in ((0xA1B23C4D, ">", 5, 7.000000005),
+                                        (0xA1B2C3D4, "<", 5, 7.000005)):  # fmt: skip
+        data = struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, 65535, 1)
+        data += struct.pack(endian + "IIII", 7, frac, len(frame), len(frame)) + frame
+        path = tmp_path / f"{magic:x}{endian == '>'}.pcap"
+        path.write_bytes(data)
+        res = extract_file(path, ExtractConfig())
+        assert res.objects[0]["start"] == expect
+
+
+def test_truncated_capture_keeps_packets_before_damage(tmp_path):
+    path = write_capture(tmp_path / "t.pcap", frames(5))
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])
+    res = extract_file(path, ExtractConfig())
+    assert res.error is None and res.packets_read == 4
+    assert any("truncated" in w for w in res.warnings)
+
+
+def test_corrupt_record_length_stops_with_warning(tmp_path):
+    path = write_capture(tmp_path / "c.pcap", frames(3))
+    data = bytearray(path.read_bytes())
+    first_len = struct.unpack_from("<I", data, 24 + 8)[0]
+    struct.pack_into("<I", data, 24 + 16 + first_len + 8, 0x7FFFFFFF)  # second record
+    path.write_bytes(bytes(data))
+    res = extract_file(path, ExtractConfig())
+    assert res.packets_read == 1 and any("corrupt" in w for w in res.warnings)
+
+
+def test_garbage_file_is_an_error_not_an_exception(tmp_path):
+    path = tmp_path / "notes.pcap"
+    path.write_text("this is not a capture\n" * 10)
+    res = extract_file(path, ExtractConfig())
+    assert res.error and "not a pcap or pcapng" in res.error
+    assert len(res.objects) == 0 and res.packets_read == 0
+
+
+def test_missing_file_is_an_error(tmp_path):
+    res = extract_file(tmp_path / "absent.pcap", ExtractConfig())
+    assert res.error and "cannot read" in res.error
+
+
+def _walk_bytes(data: bytes) -> None:
+    try:
+        reader = open_records(io.BytesIO(data))
+    except Exception as exc:  # only the documented format error may escape
+        assert type(exc).__name__ == "CaptureFormatError"
+        return
+    for seg in ("biflow", "burst"):
+        w = Walker(ExtractConfig(segmentation=seg, payload_bytes=16, packets=3))
+        w.feed(reader if seg == "biflow" else open_records(io.BytesIO(data)))
+        w.close()
+        w.sink.arrays()
+
+
+@functools.cache
+def seed_captures() -> tuple[bytes, bytes]:
+    """A small valid pcap and pcapng (TCP, UDP, a fragment), written once by scapy."""
+    pkts = [
+        Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=443) / Raw(b"\x16\x03"),
+        Ether() / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=443, dport=5) / Raw(b"x" * 30),
+        Ether() / IP(src="10.0.0.2", dst="10.0.0.1", frag=0, flags=1) / Raw(b"zz"),
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory() as d:
+        a = write_capture(Path(d) / "a.pcap", pkts).read_bytes()
+        b = write_capture(Path(d) / "b.pcapng", pkts, ng=True).read_bytes()
+    return a, b
+
+
+@st.composite
+def mutated_capture(draw):
+    """A small valid capture with random bytes overwritten, cut or appended."""
+    data = bytearray(seed_captures()[draw(st.integers(0, 1))])
+    for _ in range(draw(st.integers(0, 8))):
+        i = draw(st.integers(0, len(data) - 1))
+        data[i] = draw(st.integers(0, 255))
+    cut = draw(st.integers(0, len(data)))
+    return bytes(data[:cut]) + draw(st.binary(max_size=64))
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_capture())
+def test_mutated_captures_never_crash(data):
+    _walk_bytes(data)
+
+
+@settings(max_examples=150, deadline=2000)
+@given(st.sampled_from([b"\xd4\xc3\xb2\xa1", b"\x0a\x0d\x0d\x0a", b""]), st.binary(max_size=400))
+def test_random_bytes_never_crash(magic, rest):
+    _walk_bytes(magic + rest)

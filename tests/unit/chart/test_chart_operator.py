@@ -1,0 +1,156 @@
+"""The rendered operator Deployment: hardening, images, settings and watch scope.
+
+The values a user sets must arrive where the operator reads them: the env
+vars are fed back through the operator's own Settings.from_env, and the
+command is compared with Dockerfile.operator's entry point, so a rename on
+either side fails here rather than in a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import helm_python
+import pytest
+from chart_support import NAMESPACE, REPO, render, scenario_values, scenarios
+from trafficdl_operator.settings import ENV_PREFIX, Settings
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+@pytest.mark.parametrize("scenario", scenarios())
+def test_operator_deployment_is_hardened(chart: helm_python.Chart, scenario: str) -> None:
+    rendered = render(chart, scenario_values(scenario))
+    deploy = rendered.one("Deployment")
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = rendered.operator_container()
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    # The only writable path is a volume, and it is where the image points HOME/TMPDIR.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts == {"/tmp": "tmp"}
+    assert {v["name"] for v in pod["volumes"]} == {"tmp"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == int(_env(container)[ENV_PREFIX + "METRICS_PORT"])
+    probe = container["livenessProbe"]["httpGet"]
+    assert probe["port"] == "health"
+    assert f"--liveness=http://0.0.0.0:{ports['health']}{probe['path']}" in container["args"]
+
+
+def test_command_is_the_image_entry_point(chart: helm_python.Chart) -> None:
+    dockerfile = (REPO / "Dockerfile.operator").read_text()
+    entry = next(line for line in dockerfile.splitlines() if line.startswith("ENTRYPOINT"))
+    container = render(chart).operator_container()
+    assert container["command"] == json.loads(entry.removeprefix("ENTRYPOINT"))
+    assert "--standalone" in container["args"]
+
+
+def test_values_reach_the_operator_settings(chart: helm_python.Chart) -> None:
+    values = {"operator": {
+        "masterImage": {"repository": "registry.example/tdl/master", "tag": "1.2.3"},
+        "workerImage": {"repository": "registry.example/tdl/worker", "tag": "1.2.3-cu128",
+                        "digest": DIGEST},
+        "reconcileIntervalSeconds": 4.5, "statusTimeoutSeconds": 1.5, "podGraceSeconds": 7,
+        "metrics": {"port": 9300},
+    }}
+    container = render(chart, values).operator_container()
+    settings = Settings.from_env(_env(container))
+    assert settings.master_image == "registry.example/tdl/master:1.2.3"
+    assert settings.worker_image == f"registry.example/tdl/worker:1.2.3-cu128@{DIGEST}"
+    assert settings.reconcile_interval == 4.5
+    assert settings.status_timeout == 1.5
+    assert settings.pod_grace_seconds == 7
+    assert settings.metrics_port == 9300
+    # Every TRAFFICDL_OPERATOR_* the chart sets is one the operator reads.
+    unknown = {k for k in _env(container) if k.startswith(ENV_PREFIX)} - {
+        ENV_PREFIX + name for name in ("MASTER_IMAGE", "WORKER_IMAGE", "RECONCILE_INTERVAL",
+                                       "STATUS_TIMEOUT", "METRICS_PORT", "POD_GRACE_SECONDS")}
+    assert not unknown
+    for name in ("MASTER_IMAGE", "WORKER_IMAGE", "RECONCILE_INTERVAL", "STATUS_TIMEOUT",
+                 "METRICS_PORT", "POD_GRACE_SECONDS"):
+        assert ENV_PREFIX + name in _env(container)
+    assert Settings.from_env({}) != settings  # the defaults would not have produced this
+
+
+def test_image_tags_default_to_the_app_version(chart: helm_python.Chart) -> None:
+    app_version = chart.metadata["appVersion"]
+    container = render(chart).operator_container()
+    assert container["image"] == f"ghcr.io/trafficdl/trafficdl-operator:{app_version}"
+    env = _env(container)
+    assert env[ENV_PREFIX + "MASTER_IMAGE"].endswith(f"/trafficdl-master:{app_version}")
+    assert env[ENV_PREFIX + "WORKER_IMAGE"].endswith(f"/trafficdl-worker:{app_version}")
+
+
+def test_operator_image_digest_pins(chart: helm_python.Chart) -> None:
+    values = {"operator": {"image": {"repository": "r.example/op", "tag": "x",
+                                     "digest": DIGEST}}}
+    assert render(chart, values).operator_container()["image"] == f"r.example/op:x@{DIGEST}"
+
+
+def test_kind_scenario_uses_local_images_never_pulled(chart: helm_python.Chart) -> None:
+    container = render(chart, scenario_values("kind-e2e")).operator_container()
+    assert container["image"] == "trafficdl-operator:dev"
+    assert container["imagePullPolicy"] == "Never"
+    env = _env(container)
+    assert env[ENV_PREFIX + "MASTER_IMAGE"] == "trafficdl-master:dev"
+    assert env[ENV_PREFIX + "WORKER_IMAGE"] == "trafficdl-worker:dev"
+
+
+@pytest.mark.parametrize(("scenario", "expected"), [
+    ("default", [f"--namespace={NAMESPACE}"]),
+    ("multi-namespace", ["--namespace=team-a", "--namespace=team-b"]),
+    ("cluster-wide", ["--all-namespaces"]),
+])
+def test_watch_scope_arguments(chart: helm_python.Chart, scenario: str,
+                               expected: list[str]) -> None:
+    args = render(chart, scenario_values(scenario)).operator_container()["args"]
+    scope = [a for a in args if a.startswith(("--namespace", "--all-namespaces"))]
+    assert scope == expected
+
+
+@pytest.mark.parametrize(("level", "flag"), [("info", None), ("verbose", "--verbose"),
+                                             ("debug", "--debug"), ("quiet", "--quiet")])
+def test_log_level_maps_to_a_kopf_flag(chart: helm_python.Chart, level: str,
+                                       flag: str | None) -> None:
+    args = render(chart, {"operator": {"logLevel": level}}).operator_container()["args"]
+    levels = [a for a in args if a in ("--verbose", "--debug", "--quiet")]
+    assert levels == ([flag] if flag else [])
+
+
+def test_existing_service_account_is_used_as_is(chart: helm_python.Chart) -> None:
+    rendered = render(chart, scenario_values("existing-serviceaccount"))
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "trafficdl-operator-managed"
+    with pytest.raises(helm_python.HelmError, match=r"serviceAccount\.name"):
+        render(chart, {"serviceAccount": {"create": False}})
+
+
+def test_metrics_service_targets_the_operator_pod(chart: helm_python.Chart) -> None:
+    rendered = render(chart)
+    service = rendered.one("Service")
+    pod_labels = rendered.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["metrics"]
+
+
+def test_notes_tell_what_to_do_next(chart: helm_python.Chart) -> None:
+    notes = render(chart).template("NOTES.txt")
+    assert f"kubectl -n {NAMESPACE} rollout status deployment/trafficdl-operator" in notes
+    assert "kubectl apply --server-side -f charts/trafficdl/crds/" in notes
+    assert "kubectl get traffictrainingjobs" in notes
+    wide = render(chart, scenario_values("cluster-wide")).template("NOTES.txt")
+    assert "every namespace" in wide and "every namespace" not in notes

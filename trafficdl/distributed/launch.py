@@ -1,0 +1,218 @@
+"""Run a distributed training on this machine: one real master and N real worker processes.
+
+`run_local` is what `trafficdl train --workers N` calls. It starts
+`python -m trafficdl_master` on a free loopback port and N
+`python -m trafficdl_worker` processes pointed at it through the same
+TRAFFICDL_* variables a Kubernetes pod gets, shows one progress view fed by the
+master's Status RPC, and returns the run directory's figures once the master
+has written them. Children write their logs under RUN_DIR/logs/ (files, not
+pipes, so a chatty child can never block on a full pipe); if any child fails,
+every other child is stopped and the error carries the tail of its log.
+Threads: N workers share the cores (cores // N torch threads each, at least 1)
+unless `threads_per_worker` says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trafficdl.config import DistConfig, TrainConfig, to_dict
+from trafficdl.dataset import Dataset
+from trafficdl.distributed.progress import ProgressView
+from trafficdl.distributed.rundir import read_run
+from trafficdl.distributed.spec import check_dist_config
+from trafficdl.errors import TrafficdlError
+from trafficdl.rpc.v1 import parameter_server_pb2 as pb
+
+READY_TIMEOUT = 180.0
+
+
+class DistributedRunError(TrafficdlError):
+    """A master or worker process of a local run failed."""
+
+
+@dataclass
+class LocalRunResult:
+    """What a local distributed run produced (run.json's content and where things are)."""
+
+    run: dict[str, Any]
+    out_dir: Path
+    checkpoint: Path
+    wall_seconds: float
+    master_port: int = 0
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        return self.run["figures"]
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+
+def threads_per_worker(dist: DistConfig) -> int:
+    """Torch threads for each worker: the configured value or an even share of the cores."""
+    if dist.threads_per_worker > 0:
+        return dist.threads_per_worker
+    return max(1, (os.cpu_count() or 1) // max(dist.workers, 1))
+
+
+def run_local(
+    dataset_path: str | Path,
+    train_cfg: TrainConfig,
+    dist_cfg: DistConfig,
+    out_dir: str | Path,
+    *,
+    t1_seconds: float | None = None,
+    progress: bool = True,
+    on_status: Callable[[pb.StatusResponse], None] | None = None,
+    run_id: str = "",
+    metrics_ports: Sequence[int] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> LocalRunResult:
+    """Train with a master and `dist_cfg.workers` worker processes on loopback.
+
+    `metrics_ports` = [master, worker 0, worker 1, ...] exposes Prometheus
+    metrics on those ports (missing entries: off). Raises a TrafficdlError
+    subclass for bad input and for a failed child; returns run.json's figures.
+    """
+    if dist_cfg.workers < 1:
+        raise TrafficdlError("a distributed run needs --workers >= 1 (0 is the centralized mode)")
+    check_dist_config(dist_cfg)
+    Dataset.open(dataset_path)  # fail fast, before any process starts
+    out = Path(out_dir)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").unlink(missing_ok=True)  # never report a previous run's figures
+    ports = list(metrics_ports or [])
+    run_id = run_id or uuid.uuid4().hex[:12]
+    threads = threads_per_worker(dist_cfg)
+    base_env = {**os.environ, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+    children: list[_Child] = []
+    t0 = time.perf_counter()
+    view = ProgressView(enabled=progress, on_status=on_status)
+    try:
+        ready = logs / "master.port"
+        ready.unlink(missing_ok=True)
+        config = json.dumps({"train": to_dict(train_cfg), "dist": to_dict(dist_cfg)})
+        master_cmd = [
+            sys.executable, "-m", "trafficdl_master",
+            "--dataset", str(Path(dataset_path).resolve()),
+            "--out-dir", str(out.resolve()),
+            "--config", config,
+            "--world-size", str(dist_cfg.workers),
+            "--run-id", run_id,
+            "--bind", "127.0.0.1:0",
+            "--ready-file", str(ready),
+            "--metrics-port", str(ports[0] if ports else 0),
+            "--t1-seconds", str(t1_seconds or 0),
+        ]  # fmt: skip
+        # One thread while training (folds are memory-bound adds; workers need the
+        # cores); the master raises it for the final evaluation.
+        master_env = {**base_env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        children.append(_spawn("master", master_cmd, master_env, logs))
+        port = _wait_ready(ready, children[0])
+        for rank in range(dist_cfg.workers):
+            env = {
+                **base_env,
+                "TRAFFICDL_MASTER_ADDR": f"127.0.0.1:{port}",
+                "TRAFFICDL_RANK": str(rank),
+                "TRAFFICDL_WORLD_SIZE": str(dist_cfg.workers),
+                "TRAFFICDL_RUN_ID": run_id,
+                "TRAFFICDL_THREADS": str(threads),
+                "TRAFFICDL_METRICS_PORT": str(ports[rank + 1] if len(ports) > rank + 1 else 0),
+                "OMP_NUM_THREADS": str(threads),
+                "MKL_NUM_THREADS": str(threads),
+            }
+            cmd = [sys.executable, "-m", "trafficdl_worker"]
+            children.append(_spawn(f"worker-{rank}", cmd, env, logs))
+        view.start(f"127.0.0.1:{port}", run_id, train_cfg.epochs)
+        _supervise(children, view)
+        run = read_run(out)
+    finally:
+        view.stop()
+        _stop_all(children)
+    return LocalRunResult(
+        run=run,
+        out_dir=out,
+        checkpoint=out / "checkpoint.pt",
+        wall_seconds=time.perf_counter() - t0,
+        master_port=port,
+        logs={c.name: c.log for c in children},
+    )
+
+
+def _spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path) -> _Child:
+    log = logs / f"{name}.log"
+    with log.open("wb") as fh:  # the child keeps its own descriptor
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    return _Child(name, proc, log)
+
+
+def _wait_ready(ready: Path, master: _Child) -> int:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if ready.is_file():
+            return int(ready.read_text())
+        if master.proc.poll() is not None:
+            raise _failure(master)
+        time.sleep(0.05)
+    raise DistributedRunError(f"the master did not start in {READY_TIMEOUT:.0f} s")
+
+
+def _supervise(children: list[_Child], view: ProgressView) -> None:
+    """Wait for the master to exit; any failed child ends the run with its error."""
+    master = children[0]
+    while True:
+        for child in children:
+            rc = child.proc.poll()
+            if rc not in (None, 0):
+                raise _failure(child)
+        if master.proc.poll() == 0:
+            return
+        view.update()
+        time.sleep(0.2)
+
+
+def _failure(child: _Child) -> DistributedRunError:
+    tail = _tail(child.log)
+    return DistributedRunError(
+        f"{child.name} exited with code {child.proc.returncode}: {tail} (log: {child.log})"
+    )
+
+
+def _tail(log: Path, lines: int = 1) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    useful = [t for t in text if t.strip()]
+    errors = [t for t in useful if "error" in t.lower()]
+    return " | ".join((errors or useful)[-lines:]) if useful else "no output"
+
+
+def _stop_all(children: list[_Child]) -> None:
+    """Terminate what we started that still runs; kill what ignores it."""
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.terminate()
+    deadline = time.monotonic() + 5.0
+    for child in children:
+        try:
+            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()

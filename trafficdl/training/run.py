@@ -1,0 +1,149 @@
+"""Whole centralized runs: dataset rows + TrainConfig → a trained Trainer / a run directory.
+
+`train_model` is the one recipe (seed, split off validation, build model,
+fit the input adapter on training rows, train) used by `trafficdl train`, by
+each fold of `trafficdl evaluate`, and by benchmarks. `run_centralized` adds
+the hold-out test split and writes the run directory:
+
+    RUN_DIR/checkpoint.pt   the model (see checkpoint.py)
+    RUN_DIR/history.json    per-epoch records (loss, accuracy, val, WTPE seconds)
+    RUN_DIR/metrics.json    figures on the held-out test rows
+    RUN_DIR/run.json        configs, dataset, device, split sizes, timings
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trafficdl.config import TrainConfig, to_dict
+from trafficdl.dataset import Dataset
+from trafficdl.models import build_model, input_adapter
+from trafficdl.training.data import fit_adapter, holdout_indices, load_split, split_validation
+from trafficdl.training.progress import Reporter
+from trafficdl.training.runtime import seed_everything, select_device, set_threads
+from trafficdl.training.trainer import Trainer
+
+
+def model_overrides(cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+    """Model settings that follow the run config and the dataset's input sizes."""
+    if cfg.model == "cnn1d":
+        out: dict[str, Any] = {"dropout": cfg.dropout}
+        if int(dataset.meta.get("payload_bytes", 0)) > 0:
+            out["input_length"] = int(dataset.meta["payload_bytes"])
+        return out
+    if int(dataset.meta.get("packets", 0)) > 0:
+        return {"packets": int(dataset.meta["packets"])}
+    return {}
+
+
+def checkpoint_info(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "extract_config": dataset.meta.get("extract_config"),
+        "dataset": {"path": str(dataset.path), "n_objects": len(dataset)},
+    }
+
+
+def train_model(
+    dataset: Dataset,
+    cfg: TrainConfig,
+    train_idx: np.ndarray,
+    *,
+    device: torch.device | None = None,
+    reporter: Reporter | None = None,
+    checkpoint_path: str | Path | None = None,
+    fold: int = 0,
+    resume: bool = False,
+) -> Trainer:
+    """Train a fresh model on these rows (minus a validation share); returns the Trainer."""
+    set_threads(cfg.threads)
+    seed_everything(cfg.seed + fold)
+    fit_idx, val_idx = split_validation(
+        dataset.labels, np.asarray(train_idx), cfg.val_fraction, cfg.seed
+    )
+    overrides = model_overrides(cfg, dataset)
+    model = build_model(cfg.model, dataset.num_classes, **overrides)
+    adapter = fit_adapter(dataset, fit_idx, input_adapter(cfg.model, **overrides))
+    trainer = Trainer(
+        model,
+        cfg,
+        load_split(dataset, fit_idx, adapter),
+        model_name=cfg.model,
+        adapter=adapter,
+        label_names=dataset.label_names,
+        val=load_split(dataset, val_idx, adapter) if len(val_idx) else None,
+        device=device or select_device(cfg.device),
+        reporter=reporter,
+        checkpoint_path=checkpoint_path,
+        checkpoint_info=checkpoint_info(dataset),
+    )
+    if resume and checkpoint_path is not None and Path(checkpoint_path).is_file():
+        trainer.load_checkpoint(checkpoint_path)
+    trainer.train()
+    return trainer
+
+
+def run_centralized(
+    dataset_path: str | Path,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train on the hold-out training rows, test on the rest, write RUN_DIR; returns metrics."""
+    from trafficdl.evaluation import evaluate_model
+
+    dataset = Dataset.open(dataset_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_idx, _, test_idx = holdout_indices(dataset.labels, cfg.test_fraction, 0.0, cfg.seed)
+    device = select_device(cfg.device)
+    t0 = time.perf_counter()
+    ckpt = out / "checkpoint.pt"
+    trainer = train_model(
+        dataset,
+        cfg,
+        train_idx,
+        device=device,
+        reporter=reporter,
+        checkpoint_path=ckpt,
+        resume=resume,
+    )
+    train_seconds = time.perf_counter() - t0
+    figures = evaluate_model(trainer.model, dataset, test_idx, adapter=trainer.adapter)
+    trainer.save_checkpoint(
+        ckpt, extra={"test": _scalars(figures), "best_epoch": trainer.best_epoch}
+    )
+    wtpe = [r["seconds"] for r in trainer.history]
+    run = {
+        "train_config": to_dict(cfg),
+        "dist_config": None,
+        "dataset": str(dataset.path),
+        "device": str(device),
+        "split": {"train": len(train_idx), "test": len(test_idx)},
+        "epochs_run": len(trainer.history),
+        "stopped_early": trainer.stopped_early,
+        "best_epoch": trainer.best_epoch,
+        "train_seconds": train_seconds,
+        "wtpe_median_s": float(np.median(wtpe)) if wtpe else None,
+    }
+    _write_json(out / "history.json", trainer.history)
+    _write_json(out / "metrics.json", figures)
+    _write_json(out / "run.json", run)
+    return {"metrics": figures, "run": run, "checkpoint": str(ckpt)}
+
+
+def _scalars(figures: dict[str, Any]) -> dict[str, float]:
+    return {k: figures[k] for k in ("accuracy", "macro_recall", "macro_precision", "macro_f1")}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)

@@ -1,0 +1,173 @@
+"""The centralized Trainer: the paper's single-machine baseline (workers = 0).
+
+A small class in the minGPT/torchtitan mould — `_run_batch`, `_run_epoch`,
+`save_checkpoint`, `load_checkpoint`, `train` — over in-memory tensor splits.
+It receives frozen config and ready data; reading files and flags is the
+CLI's job. Each epoch's record carries its wallclock (the paper's WTPE) and
+throughput; with a validation split it keeps the best weights and stops after
+`patience` epochs without improvement.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trafficdl.config import TrainConfig
+from trafficdl.models.adapters import InputAdapter
+from trafficdl.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from trafficdl.training.data import TensorSplit, batches, class_weights
+from trafficdl.training.loop import StepStats, evaluate_loss, train_step
+from trafficdl.training.progress import NullReporter, Reporter
+from trafficdl.training.runtime import make_optimizer, select_device
+
+
+class Trainer:
+    """Trains one model on one device over a training split (and optional validation)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        train: TensorSplit,
+        *,
+        model_name: str,
+        adapter: InputAdapter,
+        label_names: list[str],
+        val: TensorSplit | None = None,
+        device: torch.device | None = None,
+        reporter: Reporter | None = None,
+        checkpoint_path: str | Path | None = None,
+        checkpoint_info: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device = device or select_device(cfg.device)
+        self.model = model.to(self.device)
+        self.model_name = model_name
+        self.adapter = adapter
+        self.label_names = list(label_names)
+        self.train_split = train.to(self.device)
+        self.val = val.to(self.device) if val is not None and len(val) else None
+        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        weight = None
+        if cfg.class_weighting:
+            weight = class_weights(train.y, len(self.label_names)).to(self.device)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight)
+        self.reporter = reporter or NullReporter()
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.checkpoint_info = dict(checkpoint_info or {})  # extract_config, dataset, dist...
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0  # epochs completed
+        self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        self.stopped_early = False
+
+    # ------------------------------------------------------------------ steps
+
+    def _run_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return train_step(
+            self.model, self.optimizer, x, y, adapter=self.adapter, loss_fn=self.loss_fn
+        )
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
+        self.model.train()
+        n = len(self.train_split)
+        self.reporter.epoch_start(epoch, self.cfg.epochs, n)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        t0 = time.perf_counter()
+        for x, y in batches(
+            self.train_split, self.cfg.batch_size, shuffle=True, seed=self.cfg.seed, epoch=epoch
+        ):
+            loss, hits = self._run_batch(x, y)
+            loss_sum += loss * len(y)
+            correct += hits
+            self.reporter.advance(len(y))
+        stats = StepStats(float(loss_sum), int(correct), n)
+        seconds = time.perf_counter() - t0  # WTPE: the training pass only, as the paper
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": stats.loss,
+            "accuracy": stats.accuracy,
+            "seconds": seconds,
+            "samples_per_s": n / seconds if seconds > 0 else float("inf"),
+            "val_loss": None,
+            "val_accuracy": None,
+        }
+        if self.val is not None:
+            v = evaluate_loss(
+                self.model, self.val.x, self.val.y, adapter=self.adapter, loss_fn=self.loss_fn
+            )
+            record["val_loss"], record["val_accuracy"] = v.loss, v.accuracy
+        return record
+
+    # ------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        info = self.checkpoint_info
+        return save_checkpoint(
+            path,
+            self.model,
+            model_name=self.model_name,
+            label_names=self.label_names,
+            adapter=self.adapter,
+            train_config=self.cfg,
+            dist_config=info.get("dist_config"),
+            extract_config=info.get("extract_config"),
+            history=self.history,
+            epoch=self.epoch,
+            optimizer=self.optimizer,
+            dataset=info.get("dataset"),
+            extra={"stopped_early": self.stopped_early, **(extra or {})},
+        )
+
+    def load_checkpoint(self, path: str | Path) -> Checkpoint:
+        """Resume: weights, optimizer state, history and epoch count from a checkpoint."""
+        ckpt = load_checkpoint(path)
+        self.model.load_state_dict(ckpt.state_dict)
+        if ckpt.optimizer is not None:
+            self.optimizer.load_state_dict(ckpt.optimizer)
+        self.history = list(ckpt.history)
+        self.epoch = ckpt.epoch
+        self.adapter = ckpt.adapter
+        return ckpt
+
+    # ------------------------------------------------------------------ train
+
+    def _track_best(self, record: dict[str, Any]) -> bool:
+        """Remember the best weights by validation loss; True when it is time to stop."""
+        if record["val_loss"] is None:
+            return False
+        if self.best is None or record["val_loss"] < self.best[0]:
+            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best = (record["val_loss"], record["epoch"], state)
+            return False
+        return self.cfg.patience > 0 and record["epoch"] - self.best[1] >= self.cfg.patience
+
+    def train(self) -> list[dict[str, Any]]:
+        """Run the remaining epochs; returns the history (one record per epoch)."""
+        try:
+            for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
+                record = self._run_epoch(epoch)
+                self.history.append(record)
+                self.epoch = epoch
+                self.reporter.epoch_end(record)
+                stop = self._track_best(record)
+                if self.checkpoint_path is not None:
+                    self.save_checkpoint(self.checkpoint_path)
+                if stop:
+                    self.stopped_early = True
+                    break
+        finally:
+            self.reporter.close()
+        if self.best is not None:  # keep the weights that validated best
+            self.model.load_state_dict(copy.deepcopy(self.best[2]))
+        return self.history
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.best[1] if self.best is not None else None

@@ -1,0 +1,128 @@
+"""`python -m trafficdl_worker`: one worker process (a pod, or a local child of the launcher).
+
+Configured by flags or TRAFFICDL_* environment variables (flags win): the
+master address, the rank (-1: the master assigns one), the run id, a local
+path of the dataset when it differs from the master's, torch threads and a
+metrics port. Everything about the run itself (model, algorithm, window,
+seeds) comes from the master at registration. Exit codes: 0 done, 2 a user
+error (bad flag, unreachable master, unreadable dataset), 1 a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+
+import torch
+
+from trafficdl.config import TrainConfig
+from trafficdl.dataset import Dataset
+from trafficdl.distributed.spec import RunSpec
+from trafficdl.errors import TrafficdlError
+from trafficdl.rpc.client import ParameterServerClient
+from trafficdl.training.runtime import make_optimizer
+from trafficdl_worker import metrics
+from trafficdl_worker.trainer import WorkerError, WorkerTrainer
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(f"TRAFFICDL_{name}", default)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="trafficdl_worker", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--master",
+        default=_env("MASTER_ADDR", "127.0.0.1:50051"),
+        help="master host:port [TRAFFICDL_MASTER_ADDR]",
+    )
+    p.add_argument(
+        "--rank",
+        type=int,
+        default=int(_env("RANK", "-1")),
+        help="this worker's rank, -1 to be assigned one [TRAFFICDL_RANK]",
+    )
+    p.add_argument(
+        "--world-size",
+        type=int,
+        default=int(_env("WORLD_SIZE", "0")),
+        help="expected N, checked against the master's (0: any) [TRAFFICDL_WORLD_SIZE]",
+    )
+    p.add_argument("--run-id", default=_env("RUN_ID"), help="run id [TRAFFICDL_RUN_ID]")
+    p.add_argument(
+        "--dataset",
+        default=_env("DATASET"),
+        help="local dataset path (default: the master's) [TRAFFICDL_DATASET]",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(_env("THREADS", "0")),
+        help="torch threads (0: the run's threads_per_worker) [TRAFFICDL_THREADS]",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", "0")),
+        help="Prometheus port, 0: off [TRAFFICDL_METRICS_PORT]",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=float(_env("CONNECT_TIMEOUT", "120")),
+        help="seconds to wait for the master [TRAFFICDL_CONNECT_TIMEOUT]",
+    )
+    return p.parse_args(argv)
+
+
+def warm_up() -> None:
+    """Pay torch's lazy first-use imports (~0.8 s for torch.optim) before registering,
+    so the run's T measures training, not Python start-up."""
+    make_optimizer(TrainConfig(), [torch.zeros(1, requires_grad=True)])
+
+
+def run(args: argparse.Namespace) -> int:
+    metrics.serve(args.metrics_port)
+    warm_up()
+    client = ParameterServerClient(args.master, args.run_id)
+    try:
+        client.wait_ready(args.connect_timeout)
+        reg = client.register(args.rank, socket.gethostname())
+        spec = RunSpec.from_json(reg.run_config_json)
+        if args.world_size and args.world_size != reg.world_size:
+            raise TrafficdlError(f"world size {args.world_size} != the master's {reg.world_size}")
+        client.run_id = spec.run_id
+        client.wire_dtype = spec.dist.wire_dtype
+        client.chunk_bytes = spec.dist.chunk_bytes
+        metrics.PULLS.inc()
+        metrics.PULL_BYTES.inc(reg.nbytes)
+        threads = args.threads or spec.dist.threads_per_worker or spec.train.threads
+        if threads > 0:
+            torch.set_num_threads(threads)
+        dataset = Dataset.open(args.dataset or spec.dataset)
+        trainer = WorkerTrainer(client, reg, spec, dataset)
+        result = trainer.train()
+        client.leave(reg.rank, "finished")
+        print(
+            f"worker {result.rank}: {result.batches} batches, {result.commits} commits, "
+            f"{result.seconds:.2f} s ({result.exchange_seconds:.2f} s exchanging)",
+            file=sys.stderr,
+        )
+        return 0
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (TrafficdlError, WorkerError) as exc:
+        print(f"trafficdl-worker: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

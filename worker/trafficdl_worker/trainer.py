@@ -1,0 +1,189 @@
+"""One worker's training: its partition, local steps, and an exchange every window.
+
+The worker learns on its stratified partition D_rank (deterministic from seed,
+rank and N: every process computes the same split without talking) read from
+the memory-mapped dataset, with the run's local optimizer (Adam by default),
+and exchanges with the master every `window` mini-batches. Whatever happens,
+it ends with a final commit of the work since its last exchange, so a window
+longer than its whole training still moves the centre (dist-keras' bug).
+
+The per-batch step is the centralized trainer's (`trafficdl.training.loop`),
+so the only difference between T1 through the master and the centralized
+baseline is the exchange itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from trafficdl.dataset import Dataset, partition
+from trafficdl.distributed.spec import RunSpec
+from trafficdl.models import build_model, fingerprint
+from trafficdl.models.adapters import InputAdapter
+from trafficdl.optim import get_rule
+from trafficdl.rpc.client import ParameterServerClient, Registration
+from trafficdl.training.data import batches, holdout_indices, load_split, num_batches
+from trafficdl.training.loop import train_step
+from trafficdl.training.runtime import make_optimizer, seed_everything
+from trafficdl_worker import metrics
+from trafficdl_worker.client import Exchanger, Progress
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class WorkerError(RuntimeError):
+    """The worker cannot run (model mismatch, empty partition)."""
+
+
+@dataclass
+class WorkerResult:
+    rank: int
+    batches: int
+    samples: int
+    commits: int
+    seconds: float
+    exchange_seconds: float
+
+
+def partition_rows(dataset: Dataset, spec: RunSpec, rank: int, world: int) -> np.ndarray:
+    """D_rank: this rank's stratified share of the run's training rows."""
+    train, _, _ = holdout_indices(dataset.labels, spec.train.test_fraction, 0.0, spec.train.seed)
+    return partition(train, dataset.labels, world, rank, spec.train.seed)
+
+
+class WorkerTrainer:
+    """Local training of one rank with exchanges through `client`."""
+
+    def __init__(
+        self, client: ParameterServerClient, reg: Registration, spec: RunSpec, dataset: Dataset
+    ) -> None:
+        self.client = client
+        self.reg = reg
+        self.spec = spec
+        self.rank = reg.rank
+        seed_everything(spec.train.seed + 7919 * (reg.rank + 1))  # dropout differs per replica
+        self.model: nn.Module = build_model(
+            spec.train.model, spec.num_classes, **spec.model_overrides
+        )
+        if spec.model_version and fingerprint(self.model) != spec.model_version:
+            raise WorkerError("this worker's model differs from the master's (version mismatch)")
+        vector_to_parameters(reg.center, self.model.parameters())
+        self.adapter = InputAdapter.from_dict(spec.adapter)
+        self.rows = partition_rows(dataset, spec, reg.rank, reg.world_size)
+        if len(self.rows) == 0:
+            raise WorkerError(f"rank {reg.rank} has an empty partition")
+        self.split = load_split(dataset, self.rows, self.adapter)
+        self.optimizer = make_optimizer(spec.train, self.model.parameters())
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.per_epoch = num_batches(len(self.split), spec.train.batch_size)
+        self.window = spec.dist.window_batches(self.per_epoch)
+        self.exchanger = Exchanger(
+            client,
+            get_rule(spec.dist.algorithm),
+            rank=reg.rank,
+            alpha=spec.dist.alpha,
+            center=reg.center,
+            counter=reg.update_counter,
+        )
+
+    def _exchange(self, progress: Progress, final: bool) -> None:
+        local = parameters_to_vector(self.model.parameters()).detach()
+        new = self.exchanger.exchange(local, progress, final=final)
+        vector_to_parameters(new, self.model.parameters())
+
+    def train(self) -> WorkerResult:
+        cfg = self.spec.train
+        total = cfg.epochs * self.per_epoch
+        done = min(self.reg.resume_batches, total)  # batches the master already has
+        samples = 0
+        loss_sum = torch.zeros(())
+        hits = torch.zeros((), dtype=torch.int64)
+        window_samples = window_batches = 0
+        t_start = last_beat = time.monotonic()
+        for epoch in range(cfg.epochs):
+            t_epoch = time.monotonic()
+            seed = cfg.seed * 1009 + self.rank
+            for b, (x, y) in enumerate(
+                batches(self.split, cfg.batch_size, shuffle=True, seed=seed, epoch=epoch)
+            ):
+                if epoch * self.per_epoch + b < done:
+                    continue  # resumed: these batches were committed before a restart
+                loss, hit = train_step(
+                    self.model, self.optimizer, x, y, adapter=self.adapter, loss_fn=self.loss_fn
+                )
+                n = len(y)
+                loss_sum += loss * n
+                hits += hit
+                samples += n
+                window_samples += n
+                window_batches += 1
+                step = epoch * self.per_epoch + b + 1
+                metrics.BATCHES.inc()
+                metrics.SAMPLES.inc(n)
+                metrics.EPOCH.set(step / self.per_epoch)
+                if window_batches >= self.window and step < total:
+                    self._exchange(
+                        self._progress(
+                            step, samples, loss_sum, hits, window_samples, window_batches
+                        ),
+                        final=False,
+                    )
+                    loss_sum.zero_()
+                    hits.zero_()
+                    window_samples = window_batches = 0
+                now = time.monotonic()
+                if now - last_beat > HEARTBEAT_SECONDS:
+                    self.client.heartbeat(self.rank, step / self.per_epoch, step)
+                    last_beat = now
+                self._time_metrics(now - t_start)
+            metrics.EPOCH_DURATION.observe(time.monotonic() - t_epoch)
+        # The final commit, always: the work since the last exchange (possibly all of it).
+        self._exchange(
+            self._progress(total, samples, loss_sum, hits, window_samples, window_batches),
+            final=True,
+        )
+        seconds = time.monotonic() - t_start
+        self._time_metrics(seconds)
+        return WorkerResult(
+            rank=self.rank,
+            batches=total - done,
+            samples=samples,
+            commits=self.exchanger.sequence,
+            seconds=seconds,
+            exchange_seconds=self.exchanger.seconds,
+        )
+
+    def _progress(
+        self,
+        step: int,
+        samples: int,
+        loss_sum: torch.Tensor,
+        hits: torch.Tensor,
+        window_samples: int,
+        window_batches: int,
+    ) -> Progress:
+        loss = float(loss_sum) / window_samples if window_samples else float("nan")
+        acc = int(hits) / window_samples if window_samples else float("nan")
+        metrics.LOSS.set(loss)
+        metrics.ACCURACY.set(acc)
+        return Progress(
+            batches_done=step,
+            samples_done=samples,
+            epoch=step / self.per_epoch,
+            loss=loss,
+            accuracy=acc,
+            window_batches=max(window_batches, 1),
+        )
+
+    def _time_metrics(self, seconds: float) -> None:
+        metrics.TRAINING_SECONDS.set(seconds)
+        metrics.NODE_HOURS.set(seconds / 3600.0)
+        metrics.COST.labels(self.spec.dist.currency).set(
+            self.spec.dist.worker_price * seconds / 3600.0
+        )
