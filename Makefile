@@ -46,12 +46,12 @@ protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
 images:
-	docker build -f Dockerfile.master -t trafficdl-master:dev .
-	docker build -f Dockerfile.worker -t trafficdl-worker:dev .
-	docker build -f Dockerfile.operator -t trafficdl-operator:dev .
+	docker build --build-arg REVISION=$$(git rev-parse HEAD) -f Dockerfile.master -t trafficdl-master:dev .
+	docker build --build-arg REVISION=$$(git rev-parse HEAD) -f Dockerfile.worker -t trafficdl-worker:dev .
+	docker build --build-arg REVISION=$$(git rev-parse HEAD) -f Dockerfile.operator -t trafficdl-operator:dev .
 
 e2e-kind: $(STAMP)
-	$(BIN)/python -m pytest -m e2e tests/e2e
+	bash scripts/e2e-kind.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache build dist *.egg-info

@@ -68,21 +68,26 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         memo.metrics_server = metrics.start_server(SETTINGS.metrics_port)
 
 
-@kopf.on.cleanup(id="stop-metrics")
-def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.cleanup(id="cleanup")
+async def cleanup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # async: it must not run in the executor it shuts down. Idle pool threads exit now,
+    # so an embedded operator (tests, `kopf.run` in a thread) leaves nothing behind.
+    settings.execution.executor.shutdown(wait=False)
     server = memo.get("metrics_server")
     if server is not None:
         server.shutdown()
         server.server_close()
 
 
-def _fail_invalid(body: kopf.Body, patch: kopf.Patch, status: dict[str, Any], uid: str,
-                  message: str, generation: int) -> None:
+def _fail_invalid(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: dict[str, Any],
+                  uid: str, message: str, generation: int) -> None:
     now = datetime.now(UTC)
     conds = s.set_condition(list(status.get("conditions") or []), c.PHASE_FAILED, True,
                             c.REASON_INVALID_SPEC, message, now)
-    patch.status.update(phase=c.PHASE_FAILED, conditions=conds, completionTime=s.now_iso(now),
-                        observedGeneration=generation)
+    failed = dict(phase=c.PHASE_FAILED, conditions=conds, completionTime=s.now_iso(now),
+                  observedGeneration=generation)
+    patch.status.update(failed)
+    memo.status = {**status, **failed}
     kopf.event(body, type="Warning", reason=c.REASON_INVALID_SPEC, message=message)
     metrics.set_phase(uid, c.PHASE_FAILED)
 
@@ -114,6 +119,9 @@ def _reconcile(body: kopf.Body, job: JobSpec, status: dict[str, Any], memo: kopf
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     with memo.setdefault("lock", threading.Lock()):  # timer vs. create on one job
+        # This process is the only writer of status: what it wrote last wins over a body
+        # that may not reflect that patch yet (a stale read would undo restart counts).
+        status = {**status, **copy.deepcopy(memo.get("status") or {})}
         pods = kube.list_pods(namespace, name)
         obs = rec.Observed(name=name, namespace=namespace, generation=int(meta.get("generation")
                            or 1), spec=job, status=status, pods=pods,
@@ -130,6 +138,10 @@ def _reconcile(body: kopf.Body, job: JobSpec, status: dict[str, Any], memo: kopf
             if reason in ("MasterRestarted", "WorkerRestarted"):
                 metrics.RESTARTS.labels(role=reason.removesuffix("Restarted").lower()).inc()
         patch.status.update(plan.status)
+        memo.status = copy.deepcopy(plan.status)
+        # A finished job with its pods cleaned up and no TTL needs no more API calls.
+        memo.idle = plan.status.get("phase") in c.TERMINAL_PHASES and not plan.delete_pods \
+            and job.run_policy.ttl_seconds_after_finished is None
         metrics.set_phase(str(meta.get("uid")), plan.status.get("phase"))
         if plan.delete_job:
             kube.delete_job(namespace, name)
@@ -146,7 +158,7 @@ def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, nam
         try:
             job = parse(copy.deepcopy(dict(spec)))
         except SpecError as exc:
-            _fail_invalid(body, patch, current, uid, str(exc), generation)
+            _fail_invalid(body, patch, memo, current, uid, str(exc), generation)
             return
         kube: Kube = memo.kube
         token = builders.new_token()
@@ -173,16 +185,16 @@ def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, nam
 @kopf.timer(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", interval=SETTINGS.reconcile_interval)
 def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, uid: str, meta: kopf.Meta,
               patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    current = copy.deepcopy(dict(status))
-    if not current.get("phase"):
-        return  # `create` has not finished yet
+    current = {**copy.deepcopy(dict(status)), **copy.deepcopy(memo.get("status") or {})}
+    if not current.get("phase") or memo.get("idle"):
+        return  # `create` has not finished yet, or the job is finished and cleaned up
     with _measured("reconcile"):
         try:
             job = parse(copy.deepcopy(dict(spec)))
         except SpecError as exc:
             if current.get("phase") not in c.TERMINAL_PHASES:
-                _fail_invalid(body, patch, current, uid, str(exc), int(meta.get("generation")
-                                                                         or 1))
+                _fail_invalid(body, patch, memo, current, uid, str(exc),
+                              int(meta.get("generation") or 1))
             return
         _reconcile(body, job, current, memo, patch)
 

@@ -184,7 +184,8 @@ def parse(spec: dict[str, Any]) -> JobSpec:
         raise SpecError("spec.data.volume is required (a pod volume source, e.g. "
                         "persistentVolumeClaim: {claimName: ...})")
     if not data.get("datasetPath"):
-        raise SpecError("spec.data.datasetPath is required (the dataset file on the volume)")
+        raise SpecError("spec.data.datasetPath is required (the dataset on the volume, "
+                        "relative to mountPath)")
     workers = int(scale.get("workers", DEFAULT_WORKERS))
     min_workers = int(scale.get("minWorkers") or 1)
     max_workers = int(scale.get("maxWorkers") or max(workers, min_workers))

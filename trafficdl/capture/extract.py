@@ -3,7 +3,8 @@
 `extract_file` is the unit of work (one capture, one process, arrays in
 memory sized by its objects, never by its packets); `extract_dataset` fans
 files out over `jobs` processes, labels them (folder name or a labels CSV),
-and writes the dataset with trafficdl.dataset.write_dataset. Bad files never
+and assembles the dataset part by part (trafficdl.capture.assemble, bounded
+memory) in trafficdl.dataset's format. Bad files never
 raise here: each capture's error/warnings land in the report and in the
 dataset's meta; the caller decides (via `strict`) whether that is fatal.
 """
@@ -27,7 +28,6 @@ from trafficdl.capture.assemble import ARRAYS, assemble, encrypted_share, parts_
 from trafficdl.capture.config import ExtractConfig
 from trafficdl.capture.reader import CaptureFormatError, open_records
 from trafficdl.capture.walk import Walker
-from trafficdl.dataset import ENCRYPTION_KINDS
 from trafficdl.errors import TrafficdlError
 from trafficdl.features import empty_arrays
 
@@ -56,7 +56,9 @@ class FileResult:
         return len(self.objects)
 
 
-def extract_file(path: str | Path, cfg: ExtractConfig, capture_index: int = 0) -> FileResult:
+def extract_file(
+    path: str | Path, cfg: ExtractConfig | None = None, capture_index: int = 0
+) -> FileResult:
     """Read one capture and cut it into objects; never raises for bad data."""
     cfg = cfg or ExtractConfig()
     name = str(path)
@@ -115,8 +117,9 @@ def read_labels_csv(path: str | Path) -> dict[str, str]:
     """A `file,label` CSV (header optional) -> {file as written: label}."""
     try:
         text = Path(path).read_text()
-    except OSError as exc:
-        raise ExtractError(f"{path}: cannot read labels ({exc.strerror or exc})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ExtractError(f"{path}: cannot read labels ({why or exc})") from exc
     labels: dict[str, str] = {}
     for lineno, row in enumerate(csv.reader(text.splitlines()), 1):
         if not row or row[0].startswith("#"):
@@ -129,17 +132,23 @@ def read_labels_csv(path: str | Path) -> dict[str, str]:
     return labels
 
 
-def label_for(path: Path, labels: dict[str, str] | None) -> str:
-    """A CSV entry (as written, resolved, or by file name), else the parent folder's name."""
-    if labels:
-        for k in (str(path), str(path.resolve()), path.name):
+def file_labels(files: Sequence[Path], labels: dict[str, str] | None) -> list[str]:
+    """Each file's label: a CSV entry (as written, absolute, or by file name), else
+    the parent folder's name. A file missing from a given CSV is an error."""
+    if not labels:
+        return [p.resolve().parent.name for p in files]
+    resolved = {str(Path(k).resolve()): v for k, v in labels.items()}
+    out = []
+    for p in files:
+        for k in (str(p), p.name):
             if k in labels:
-                return labels[k]
-        resolved = {str(Path(k).resolve()): v for k, v in labels.items()}
-        if str(path.resolve()) in resolved:
-            return resolved[str(path.resolve())]
-        raise ExtractError(f"{path}: no label in the labels CSV")
-    return path.resolve().parent.name
+                out.append(labels[k])
+                break
+        else:
+            if str(p.resolve()) not in resolved:
+                raise ExtractError(f"{p}: no label in the labels CSV")
+            out.append(resolved[str(p.resolve())])
+    return out
 
 
 # ------------------------------------------------------------------ dataset
@@ -178,9 +187,11 @@ def _work(args: tuple[str, ExtractConfig, int, str]) -> FileResult:
 
 def _results(work: list[tuple[str, ExtractConfig, int, str]], jobs: int, progress: bool):
     """Yield FileResults in input order, over `jobs` processes, with a progress bar."""
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True, disable=not progress) as bar:
+    # stderr: stdout carries the report (and --json)
+    with Progress(transient=True, disable=not progress, console=Console(stderr=True)) as bar:
         task = bar.add_task("extracting", total=len(work))
         if jobs <= 1 or len(work) == 1:
             for job in work:
@@ -214,8 +225,8 @@ def extract_dataset(
     cfg = cfg or ExtractConfig()
     files = find_captures(inputs)
     label_map = read_labels_csv(labels) if isinstance(labels, str | Path) else labels
-    file_labels = [label_for(p, label_map) for p in files]
-    label_names = sorted(set(file_labels))
+    labels_of = file_labels(files, label_map)
+    label_names = sorted(set(labels_of))
     lab_index = {name: i for i, name in enumerate(label_names)}
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     created = not Path(out).exists()
@@ -225,7 +236,7 @@ def extract_dataset(
     parts: list[tuple[int, int, int]] = []
     try:
         results = _results(work, min(jobs, len(work)), progress)
-        for i, (res, lab) in enumerate(zip(results, file_labels, strict=True)):
+        for i, (res, lab) in enumerate(zip(results, labels_of, strict=True)):
             n_obj = res.stats.pop("objects")
             captures.append(
                 {
@@ -285,7 +296,6 @@ def _check(captures: list[dict[str, Any]], strict: bool) -> None:
 
 
 __all__ = [
-    "ENCRYPTION_KINDS",
     "ExtractError",
     "ExtractReport",
     "FileResult",

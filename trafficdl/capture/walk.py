@@ -81,7 +81,7 @@ class Walker:
         self.stats = WalkStats()
         self.table: dict[tuple, list] = {}  # directional 5-tuple -> entry
         self.bursts: dict[tuple, list] = {}  # burst mode: (proto, server, port) -> state
-        self.next_sweep: float | None = None
+        self.next_sweep = float("-inf")
 
     # ----------------------------------------------------------- objects
     def _new_state(self, ts: float, meta: tuple, keys: tuple) -> list:
@@ -261,9 +261,7 @@ class Walker:
                 continue
 
             # -------------------------------------------------- objects
-            if next_sweep is None:
-                next_sweep = ts + period
-            elif ts > next_sweep:
+            if ts > next_sweep:  # -inf at first: one sweep of an empty table
                 self.sweep(ts)
                 next_sweep = ts + period
             key = (proto, addr, sport, dport)
@@ -358,8 +356,9 @@ class Walker:
             meta = (proto, addr, alen, False, dport, sport)
         st = self._new_state(ts, meta, (key, rkey))
         ent = [st, DOWN if flip else UP, None]
+        if rkey != key:  # a host talking to itself on one port has one direction only
+            self.table[rkey] = [st, UP if flip else DOWN, None]
         self.table[key] = ent
-        self.table[rkey] = [st, UP if flip else DOWN, None]
         return ent
 
     def _open_conn(self, key: tuple, alen: int, flags: int, ts: float) -> list:

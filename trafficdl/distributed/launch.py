@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +40,36 @@ class DistributedRunError(TrafficdlError):
     """A master or worker process of a local run failed."""
 
 
-@dataclass
-class LocalRunResult:
-    """What a local distributed run produced (run.json's content and where things are)."""
+class LocalRunResult(dict):
+    """What a local distributed run produced, shaped like `run_centralized`'s result:
+    {"metrics": test figures, "run": run.json, "checkpoint": path, "wall_seconds",
+    "out_dir", "logs"} (plain JSON values), with attribute access for convenience."""
 
-    run: dict[str, Any]
-    out_dir: Path
-    checkpoint: Path
-    wall_seconds: float
-    master_port: int = 0
-    logs: dict[str, Path] = field(default_factory=dict)
+    @property
+    def run(self) -> dict[str, Any]:
+        return self["run"]
 
     @property
     def figures(self) -> dict[str, Any]:
-        return self.run["figures"]
+        """The scalar figures (accuracy, macro recall/precision/F)."""
+        return self["run"]["figures"]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """All test figures (per class, confusion), as metrics.json holds them."""
+        return self["metrics"]
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self["out_dir"])
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self["checkpoint"])
+
+    @property
+    def wall_seconds(self) -> float:
+        return self["wall_seconds"]
 
 
 @dataclass
@@ -82,11 +98,13 @@ def run_local(
     run_id: str = "",
     metrics_ports: Sequence[int] | None = None,
     extra_env: dict[str, str] | None = None,
+    linger: float = 0.0,
 ) -> LocalRunResult:
     """Train with a master and `dist_cfg.workers` worker processes on loopback.
 
     `metrics_ports` = [master, worker 0, worker 1, ...] exposes Prometheus
-    metrics on those ports (missing entries: off). Raises a TrafficdlError
+    metrics on those ports (missing entries: off); `linger` keeps the master (its
+    Status and metrics) up that many seconds after the run. Raises a TrafficdlError
     subclass for bad input and for a failed child; returns run.json's figures.
     """
     if dist_cfg.workers < 1:
@@ -119,6 +137,7 @@ def run_local(
             "--ready-file", str(ready),
             "--metrics-port", str(ports[0] if ports else 0),
             "--t1-seconds", str(t1_seconds or 0),
+            "--linger", str(linger),
         ]  # fmt: skip
         # One thread while training (folds are memory-bound adds; workers need the
         # cores); the master raises it for the final evaluation.
@@ -142,16 +161,18 @@ def run_local(
         view.start(f"127.0.0.1:{port}", run_id, train_cfg.epochs)
         _supervise(children, view)
         run = read_run(out)
+        view.finish(run)
     finally:
         view.stop()
         _stop_all(children)
     return LocalRunResult(
+        metrics=json.loads((out / "metrics.json").read_text()),
         run=run,
-        out_dir=out,
-        checkpoint=out / "checkpoint.pt",
+        checkpoint=str(out / "checkpoint.pt"),
         wall_seconds=time.perf_counter() - t0,
+        out_dir=str(out),
         master_port=port,
-        logs={c.name: c.log for c in children},
+        logs={c.name: str(c.log) for c in children},
     )
 
 

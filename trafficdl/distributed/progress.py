@@ -70,6 +70,17 @@ class ProgressView:
                 self._task, completed=st.progress, description=PHASE_NAMES[st.phase], info=info
             )
 
+    def finish(self, run: dict[str, Any]) -> None:
+        """Show the run's final figures (the master may exit before the next refresh)."""
+        if self._bar is not None:
+            f = run["figures"]
+            info = (
+                f"T {run['training_seconds']:.1f}s  WTPE {run['wtpe_seconds']:.2f}s"
+                f"  cost {run['cost']:.4f} {run['currency']}  commits {run['commits_total']}"
+                f"  accuracy {f['accuracy']:.3f}  macro F {f['macro_f1']:.3f}"
+            )
+            self._bar.update(self._task, completed=1.0, description="succeeded", info=info)
+
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()

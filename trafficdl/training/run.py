@@ -9,6 +9,7 @@ the hold-out test split and writes the run directory:
     RUN_DIR/history.json    per-epoch records (loss, accuracy, val, WTPE seconds)
     RUN_DIR/metrics.json    figures on the held-out test rows
     RUN_DIR/run.json        configs, dataset, device, split sizes, timings
+    RUN_DIR/history.png     loss/accuracy per epoch; confusion.png: test confusion in %
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def run_centralized(
     _write_json(out / "history.json", trainer.history)
     _write_json(out / "metrics.json", figures)
     _write_json(out / "run.json", run)
+    from trafficdl import plots
+
+    plots.plot_history(trainer.history, out / "history.png", title=f"{cfg.model} training")
+    plots.plot_confusion(figures["confusion"], figures["labels"], out / "confusion.png",
+                         title=f"{cfg.model}, held-out test rows (% of true app)")  # fmt: skip
     return {"metrics": figures, "run": run, "checkpoint": str(ckpt)}
 
 

@@ -101,3 +101,16 @@ def test_parallel_and_serial_extraction_agree(captures, tmp_path):
     for name in ("payload", "packets", "labels", "objects"):
         assert (np.asarray(getattr(da, name)) == np.asarray(getattr(db, name))).all(), name
     assert da.payload.shape[1] == 64 and da.meta["extract_config"]["packets"] == 5
+
+
+def test_labels_by_file_name_and_unreadable_csv(captures, tmp_path, capsys):
+    files = sorted(captures.rglob("*.pcap"))[:2]
+    csv = tmp_path / "l.csv"
+    csv.write_text("".join(f"{f.name},label{i}\n" for i, f in enumerate(files)))
+    out = tmp_path / "ds"
+    args = ["extract", *map(str, files), "--out", str(out), "--labels", str(csv)]
+    assert main([*args, "--no-progress"]) == 0
+    assert Dataset.open(out).label_names == ["label0", "label1"]
+    csv.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["extract", *map(str, files), "--out", str(out), "--labels", str(csv)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err

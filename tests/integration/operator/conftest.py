@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
 from pathlib import Path
@@ -23,7 +24,14 @@ import grpc
 import kmock
 import pytest
 import pytest_asyncio
-from operator_kmock import EVENTS, PODS, KubeEmulator, declare_resources, write_kubeconfig
+from operator_kmock import (
+    EVENTS,
+    PODS,
+    KubeEmulator,
+    declare_resources,
+    eventually,
+    write_kubeconfig,
+)
 
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
@@ -160,6 +168,7 @@ async def operator(cluster: Cluster) -> AsyncIterator[Any]:
     runner = KopfRunner(["run", "--all-namespaces", "--standalone", "-m",
                          "trafficdl_operator.main"], timeout=30)
     loop = asyncio.get_running_loop()
+    before = set(threading.enumerate())
     with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kopf-runner") as pool:
         await loop.run_in_executor(pool, runner.__enter__)
         try:
@@ -167,3 +176,6 @@ async def operator(cluster: Cluster) -> AsyncIterator[Any]:
         finally:
             # Joining blocks: do it off the loop so kmock keeps answering kopf's last calls.
             await loop.run_in_executor(pool, runner.__exit__, None, None, None)
+    # The operator must leave no thread behind (its handler pool, metrics server, loop).
+    await eventually(lambda: not set(threading.enumerate()) - before, timeout=5,
+                     what="the operator's threads to exit")

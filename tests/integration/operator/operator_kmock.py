@@ -193,7 +193,7 @@ def write_kubeconfig(path: Path, url: str) -> Path:
     return path
 
 
-async def eventually(fn: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+async def eventually(fn: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
     """Await until fn() returns something truthy (polling the mock's state); fail on timeout."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -106,7 +106,8 @@ async def test_running_restart_and_success_with_figures(cluster, operator, maste
     assert st["cost"] == 0.0209 and st["completionTime"]
     assert "macro F1 0.9150" in cluster.condition("j", "Succeeded")["message"]
     await eventually(lambda: not cluster.pods(), what="running pods cleaned up")
-    assert {"Running", "WorkerRestarted", "JobSucceeded"} <= set(cluster.event_reasons())
+    await eventually(lambda: {"Running", "WorkerRestarted", "JobSucceeded"} <=
+                     set(cluster.event_reasons()), what="events of each transition")
 
 
 @pytest.mark.parametrize(("train", "expected"), [

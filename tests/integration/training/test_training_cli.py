@@ -44,7 +44,8 @@ def test_model_info_json_counts(capsys: pytest.CaptureFixture[str]) -> None:
 def test_train_writes_a_complete_run_directory(
     trained: Path, small_apps: tuple[Path, Path]
 ) -> None:
-    for name in ("checkpoint.pt", "history.json", "metrics.json", "run.json"):
+    for name in ("checkpoint.pt", "history.json", "metrics.json", "run.json", "history.png",
+                 "confusion.png"):  # fmt: skip
         assert (trained / name).is_file(), name
     history = json.loads((trained / "history.json").read_text())
     assert len(history) == 25 or json.loads((trained / "run.json").read_text())["stopped_early"]

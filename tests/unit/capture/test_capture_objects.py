@@ -146,3 +146,13 @@ def test_many_flows_are_swept_as_time_advances(extract_pkts):
     res = extract_pkts(pkts, ExtractConfig(idle_timeout=1.0), times=[10.0 * i for i in range(50)])
     assert len(res.objects) == 50
     assert res.objects["start"].tolist() == sorted(res.objects["start"].tolist())
+
+
+def test_self_talk_on_one_port_is_one_upstream_biflow(extract_pkts):
+    pkts = [
+        udp("127.0.0.1", "127.0.0.1", 7000, 7000, b"a"),
+        udp("127.0.0.1", "127.0.0.1", 7000, 7000),
+    ]
+    res = extract_pkts(pkts)
+    assert res.objects["n_packets"].tolist() == [2]
+    assert res.packets[0][:2, 1].tolist() == [1.0, 1.0]

@@ -125,3 +125,39 @@ def test_mutated_captures_never_crash(data):
 @given(st.sampled_from([b"\xd4\xc3\xb2\xa1", b"\x0a\x0d\x0d\x0a", b""]), st.binary(max_size=400))
 def test_random_bytes_never_crash(magic, rest):
     _walk_bytes(magic + rest)
+
+
+def test_pcapng_interfaces_with_different_link_types(tmp_path):
+    from scapy.layers.l2 import CookedLinux
+    from scapy.utils import PcapNgWriter
+
+    a = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / Raw(b"eth")
+    b = CookedLinux(proto=0x0800) / IP(src="10.0.0.3", dst="10.0.0.4") / UDP(sport=3, dport=4)
+    b = b / Raw(b"sll")
+    a.time, b.time = 1.5, 2.25
+    a.sniffed_on, b.sniffed_on = "eth0", "any"
+    path = tmp_path / "multi.pcapng"
+    with PcapNgWriter(str(path)) as w:
+        w.write(a)
+        w.write(b)
+    res = extract_file(path, ExtractConfig())
+    assert res.error is None and not res.warnings
+    assert res.objects["src"].tolist() == ["10.0.0.1", "10.0.0.3"]
+    assert res.objects["start"].tolist() == [1.5, 2.25]
+    assert [bytes(p[:3]) for p in res.payload] == [b"eth", b"sll"]
+
+
+def test_records_across_chunk_boundaries(tmp_path, monkeypatch):
+    from trafficdl.capture import reader
+
+    pkts = frames(40)
+    paths = [
+        write_capture(tmp_path / "a.pcap", pkts),
+        write_capture(tmp_path / "b.pcapng", pkts, ng=True),
+    ]
+    whole = [extract_file(p, ExtractConfig()) for p in paths]
+    monkeypatch.setattr(reader, "CHUNK", 97)  # every record straddles a read
+    for p, ref in zip(paths, whole, strict=True):
+        res = extract_file(p, ExtractConfig())
+        assert res.packets_read == 40 and not res.warnings
+        assert (res.payload == ref.payload).all() and (res.packets == ref.packets).all()

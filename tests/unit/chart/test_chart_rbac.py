@@ -149,3 +149,21 @@ def test_operator_never_uses_the_dynamic_client(path: Path) -> None:
     # The derivation above reads typed client calls; a dynamic/raw client would escape it.
     source = path.read_text()
     assert "DynamicClient" not in source and "call_api(" not in source
+
+
+def documented_permissions() -> set[Permission]:
+    """The verbs docs/operator.md lists under "Kubernetes API calls (for RBAC)"."""
+    text = (REPO / "docs/operator.md").read_text()
+    section = text.split("Kubernetes API calls (for RBAC)", 1)[1].split("\n#", 1)[0]
+    found: set[Permission] = set()
+    pattern = r"`([a-z]+(?:/[a-z]+)?)`:\s+\*\*([a-z,\s]+)\*\*"
+    for resource, verbs in re.findall(pattern, section):
+        group = contract.GROUP if resource.startswith(contract.PLURAL) else ""
+        found |= {(group, resource, v.strip()) for v in verbs.split(",")}
+    return found
+
+
+def test_chart_grants_what_docs_operator_md_documents(chart: helm_python.Chart) -> None:
+    documented = documented_permissions()
+    assert documented, "no RBAC section found in docs/operator.md"
+    assert granted(render(chart).one("Role")["rules"]) == documented

@@ -3,14 +3,18 @@
 Rendered and linted by the real Helm engine (helm-python-sdk), so template
 errors, schema violations and lint warnings fail here as they would in
 `helm install`. The kinds each scenario produces are asserted too, since a
-scenario that silently renders nothing would pass lint.
+scenario that silently renders nothing would pass lint, and every built-in
+manifest must round-trip through the official Kubernetes client's models.
 """
 
 from __future__ import annotations
 
+import json
+
 import helm_python
 import pytest
 from chart_support import CHART_DIR, KUBE_VERSION, NAMESPACE, render, scenario_values, scenarios
+from kubernetes import client
 
 EXPECTED_KINDS = {
     "default": {"Deployment", "ServiceAccount", "Service", "Role", "RoleBinding"},
@@ -53,3 +57,17 @@ def test_lint_fails_on_a_broken_value() -> None:
     report = helm_python.lint(CHART_DIR, {"operator": {"logLevel": "chatty"}}, strict=True,
                               namespace=NAMESPACE, kube_version=KUBE_VERSION)
     assert report["errors"]
+
+
+@pytest.mark.parametrize("scenario", scenarios())
+def test_manifests_fit_the_kubernetes_api_models(chart: helm_python.Chart, scenario: str) -> None:
+    # The official client's models know every field of the built-in kinds: a manifest
+    # that does not round-trip has a misspelled or misplaced field the API would drop.
+    api = client.ApiClient()
+    for doc in render(chart, scenario_values(scenario)).docs:
+        group_version = doc["apiVersion"].split("/")
+        if doc["kind"] in ("ServiceMonitor", "PodMonitor"):
+            continue  # Prometheus Operator CRDs: not in the client
+        assert group_version[-1] == "v1", doc["apiVersion"]
+        model = api.deserialize(json.dumps(doc), f"V1{doc['kind']}", "application/json")
+        assert api.sanitize_for_serialization(model) == doc, doc["kind"]

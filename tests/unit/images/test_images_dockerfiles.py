@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from images_support import IMAGES, REPO, Dockerfile, DockerIgnore, env_pairs, exec_form, label_pairs
 from trafficdl_operator import contract
 from trafficdl_operator.settings import Settings
@@ -194,8 +195,6 @@ def test_build_context_leaves_out_local_state(dockerignore: DockerIgnore, path: 
 
 
 def test_make_images_builds_the_tags_the_kind_scenario_uses() -> None:
-    import yaml
-
     makefile = (REPO / "Makefile").read_text()
     built = dict(re.findall(r"docker build -f Dockerfile\.(\w+) -t (\S+) \.", makefile))
     assert set(built) == set(IMAGES)

@@ -94,3 +94,15 @@ def test_train_steps_learns_and_respects_max_steps(toy_dataset: Callable[..., Da
     assert last.samples == len(ds)
     assert last.loss < first.loss * 0.5
     assert last.accuracy > 0.8
+
+
+def test_class_weighting_reaches_the_loss(toy_dataset: Callable[..., Dataset]) -> None:
+    from trafficdl.training.run import train_model
+
+    ds = toy_dataset(classes=3, per_class=10)
+    rows = np.concatenate([np.arange(10), np.arange(10, 14), np.arange(20, 30)])  # class 1 rare
+    plain = train_model(ds, TrainConfig(model="lstm", epochs=1), rows)
+    weighted = train_model(ds, TrainConfig(model="lstm", epochs=1, class_weighting=True), rows)
+    assert plain.loss_fn.weight is None
+    w = weighted.loss_fn.weight.tolist()
+    assert w[1] > w[0] == pytest.approx(w[2])

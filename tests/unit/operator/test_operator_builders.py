@@ -1,0 +1,94 @@
+"""Pure builders: the Secret, Service and Pods of a run, and the env contract they carry."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from trafficdl_operator import builders
+from trafficdl_operator.settings import Settings
+from trafficdl_operator.spec import parse
+
+from trafficdl.config import DistConfig, TrainConfig, from_dict
+
+SETTINGS = Settings()
+
+
+def env(pod):
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in
+            pod["spec"]["containers"][0]["env"]}
+
+
+def test_secret_holds_a_fresh_token():
+    a, b = builders.new_token(), builders.new_token()
+    assert a != b and len(a) >= 40
+    secret = builders.build_secret("j", a)
+    assert secret["metadata"]["name"] == "j-token"
+    assert base64.b64decode(secret["data"]["token"]).decode() == a
+
+
+def test_service_selects_the_master_and_names_its_ports():
+    svc = builders.build_service("j")
+    assert svc["metadata"]["name"] == "j-master"
+    assert svc["spec"]["selector"] == {"trafficdl.io/job-name": "j", "trafficdl.io/role": "master"}
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": 50051,
+                                                                     "metrics": 9090}
+
+
+def test_worker_pod_carries_the_contract(minimal):
+    job = parse({**minimal, "scale": {"workers": 3}, "train": {"model": "lstm"}})
+    pod = builders.build_worker_pod("j", "ns", "j-1234", job, 2, 3, SETTINGS)
+    assert pod["metadata"]["name"] == "j-worker-2"
+    assert pod["metadata"]["labels"] == {"trafficdl.io/job-name": "j",
+                                         "trafficdl.io/role": "worker", "trafficdl.io/rank": "2"}
+    assert pod["spec"]["restartPolicy"] == "Never"
+    ctr = pod["spec"]["containers"][0]
+    assert ctr["image"] == SETTINGS.worker_image
+    assert ctr["command"] == ["python", "-m", "trafficdl_worker"]
+    assert {p["name"]: p["containerPort"] for p in ctr["ports"]} == {"metrics": 9090}
+    e = env(pod)
+    assert e["TRAFFICDL_MASTER_ADDR"] == "j-master.ns.svc:50051"
+    assert (e["TRAFFICDL_RANK"], e["TRAFFICDL_WORLD_SIZE"], e["TRAFFICDL_RUN_ID"]) == \
+        ("2", "3", "j-1234")
+    assert e["TRAFFICDL_TOKEN"] == {"secretKeyRef": {"name": "j-token", "key": "token"}}
+    cfg = json.loads(e["TRAFFICDL_RUN_CONFIG"])
+    assert from_dict(TrainConfig, cfg["train"]).model == "lstm"
+    assert from_dict(DistConfig, cfg["dist"]).workers == 3
+    assert pod["spec"]["volumes"] == [{"name": "data",
+                                       "persistentVolumeClaim": {"claimName": "data"}}]
+    assert ctr["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+
+
+def test_master_pod_has_grpc_port_linger_and_no_rank(minimal):
+    pod = builders.build_master_pod("j", "ns", "r", parse(minimal), 2, SETTINGS)
+    ctr = pod["spec"]["containers"][0]
+    assert pod["metadata"]["name"] == "j-master" and ctr["command"][-1] == "trafficdl_master"
+    assert "trafficdl.io/rank" not in pod["metadata"]["labels"]
+    assert {p["name"] for p in ctr["ports"]} == {"grpc", "metrics"}
+    e = env(pod)
+    assert "TRAFFICDL_RANK" not in e and e["TRAFFICDL_WORLD_SIZE"] == "2"
+    assert float(e["TRAFFICDL_LINGER_SECONDS"]) == SETTINGS.master_linger_seconds
+    assert ctr["env"][-1]["name"] == "TRAFFICDL_TOKEN"
+
+
+def test_pod_template_gpus_scheduling_and_extra_env(minimal):
+    minimal.update(train={"device": "cuda"}, worker={
+        "image": "reg/w:2", "gpus": 2, "imagePullPolicy": "Always",
+        "resources": {"requests": {"cpu": "4"}}, "nodeSelector": {"pool": "gpu"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+        "env": [{"name": "NCCL_DEBUG", "value": "WARN"}], "serviceAccountName": "trainer"})
+    pod = builders.build_worker_pod("j", "ns", "r", parse(minimal), 0, 2, SETTINGS)
+    spec, ctr = pod["spec"], pod["spec"]["containers"][0]
+    assert ctr["image"] == "reg/w:2" and ctr["imagePullPolicy"] == "Always"
+    assert ctr["resources"] == {"requests": {"cpu": "4", "nvidia.com/gpu": 2},
+                                "limits": {"nvidia.com/gpu": 2}}
+    assert spec["nodeSelector"] == {"pool": "gpu"} and spec["serviceAccountName"] == "trainer"
+    assert spec["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert env(pod)["NCCL_DEBUG"] == "WARN"
+
+
+def test_paths_on_the_volume(minimal):
+    minimal["data"].update(mountPath="/mnt/x/", datasetPath="ds/ios", outputPath="out/runs")
+    e = env(builders.build_worker_pod("job", "ns", "r", parse(minimal), 0, 2, SETTINGS))
+    assert e["TRAFFICDL_DATASET"] == "/mnt/x/ds/ios"
+    assert e["TRAFFICDL_OUT_DIR"] == "/mnt/x/out/runs/job"
