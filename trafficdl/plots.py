@@ -42,7 +42,13 @@ def plot_confusion(
     shown = np.ma.masked_less_equal(pct, 0.0)
     im = ax.imshow(shown, cmap="viridis", norm=LogNorm(vmin=0.1, vmax=100.0))
     fig.colorbar(im, ax=ax, label="% of true app (log scale)")
-    ax.set_xticks(range(n), labels, rotation=90 if n > 6 else 0, fontsize=8 if n > 12 else 10)
+    ax.set_xticks(
+        range(n),
+        labels,
+        rotation=45 if n > 2 else 0,
+        ha="right" if n > 2 else "center",
+        fontsize=8 if n > 12 else 10,
+    )
     ax.set_yticks(range(n), labels, fontsize=8 if n > 12 else 10)
     ax.set_xlabel("predicted app")
     ax.set_ylabel("true app")
@@ -67,7 +73,7 @@ def plot_confusion(
 def plot_fold_metrics(folds: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Grouped bars per fold for accuracy, macro recall and macro F, with their means."""
     k = len(folds)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * k + 3), 3.5))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * k + 3), 4.0))
     width = 0.8 / len(METRICS)
     x = np.arange(k)
     for m, (key, name) in enumerate(METRICS):
@@ -78,7 +84,7 @@ def plot_fold_metrics(folds: list[dict[str, Any]], path: str | Path, title: str 
     ax.set_xlabel("fold")
     lowest = min(min(f[key] for f in folds) for key, _ in METRICS)
     ax.set_ylim(max(0.0, lowest - 0.05), 1.0)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8)
     ax.set_title(title or f"{k}-fold cross-validation")
     return _save(fig, path)
 

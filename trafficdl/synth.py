@@ -283,7 +283,10 @@ def synthesize(
     written: list[Path] = []
     for ai, prof in enumerate(app_profiles(apps)):
         folder = root / prof.name
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SynthError(f"{folder}: cannot create ({exc.strerror or exc})") from exc
         counts = [flows_per_app // captures_per_app] * captures_per_app
         for c in range(flows_per_app % captures_per_app):
             counts[c] += 1

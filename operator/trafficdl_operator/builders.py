@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from typing import Any
 
+from trafficdl.rpc.security import generate_token
 from trafficdl_operator import contract as c
 from trafficdl_operator.settings import Settings
 from trafficdl_operator.spec import JobSpec, PodTemplate
@@ -28,8 +28,8 @@ def labels(job: str, role: str | None = None, rank: int | None = None) -> dict[s
 
 
 def new_token() -> str:
-    """A fresh per-run bearer token (256 bits, URL-safe)."""
-    return secrets.token_urlsafe(32)
+    """A fresh per-run bearer token, as the master and workers validate it."""
+    return generate_token()
 
 
 def build_secret(job: str, token: str) -> dict[str, Any]:

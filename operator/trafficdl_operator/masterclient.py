@@ -1,7 +1,8 @@
 """A small client for the master's Status RPC (trafficdl.rpc.v1.ParameterServer/Status).
 
 The operator asks, it never streams: one short-deadline unary call per
-reconciliation with the run's bearer token, a fresh channel each time (a
+reconciliation with the run's bearer token (through trafficdl.rpc.security's
+channel, the one way the project sends it), a fresh channel each time (a
 restarted master gets a new pod IP behind the same Service name). Any RPC
 error returns None: "no news" is not a failure, pods and restarts are judged
 from the API server.
@@ -14,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from trafficdl.rpc.security import make_channel
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 from trafficdl_operator.status import master_fields
@@ -23,14 +25,15 @@ log = logging.getLogger(__name__)
 
 def fetch_status(addr: str, run_id: str, token: str, timeout: float) -> dict[str, Any] | None:
     """The status fields the master reports, or None when it does not answer."""
-    with grpc.insecure_channel(addr) as channel:
+    channel = make_channel(addr, token)
+    try:
         stub = pb_grpc.ParameterServerStub(channel)
-        try:
-            resp = stub.Status(pb.StatusRequest(run_id=run_id), timeout=timeout,
-                               metadata=[("authorization", f"Bearer {token}")])
-        except grpc.RpcError as exc:
-            log.debug("master %s did not answer Status: %s", addr, exc.code())
-            return None
+        resp = stub.Status(pb.StatusRequest(run_id=run_id), timeout=timeout)
+    except grpc.RpcError as exc:
+        log.debug("master %s did not answer Status: %s", addr, exc.code())
+        return None
+    finally:
+        channel.close()
     fields = master_fields(resp)
     if not resp.HasField("figures"):
         fields.pop("figures", None)

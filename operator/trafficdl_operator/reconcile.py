@@ -222,6 +222,7 @@ def plan(obs: Observed, settings: Settings) -> Plan:
         return _done(b)
     if phase == c.PHASE_SUSPENDED:
         st["phase"] = c.PHASE_CREATED
+        st["startTime"] = s.now_iso(obs.now)  # as for Jobs: the deadline restarts on resume
         b.cond(c.PHASE_SUSPENDED, False, "Resumed", "pods recreated; the master resumes "
                "from its checkpoint")
         b.plan.event("Normal", "Resumed", "recreating pods; the master resumes from its checkpoint")

@@ -32,6 +32,7 @@ from trafficdl.errors import TrafficdlError
 from trafficdl.features import empty_arrays
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp")
+SERIAL_BELOW = 8 << 20  # bytes of input under which --jobs is not worth a process pool
 
 
 class ExtractError(TrafficdlError):
@@ -230,11 +231,18 @@ def extract_dataset(
     lab_index = {name: i for i, name in enumerate(label_names)}
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     created = not Path(out).exists()
-    spill = parts_dir(out)
+    if not created and not Path(out).is_dir():
+        raise ExtractError(f"{out}: exists and is not a folder")
+    try:
+        spill = parts_dir(out)
+    except OSError as exc:
+        raise ExtractError(f"{out}: cannot create the dataset folder ({exc.strerror})") from exc
     work = [(str(p), cfg, i, str(spill)) for i, p in enumerate(files)]
     captures: list[dict[str, Any]] = []
     parts: list[tuple[int, int, int]] = []
     try:
+        if sum(_size(p) for p in files) < SERIAL_BELOW:
+            jobs = 1  # starting worker processes would cost more than the work
         results = _results(work, min(jobs, len(work)), progress)
         for i, (res, lab) in enumerate(zip(results, labels_of, strict=True)):
             n_obj = res.stats.pop("objects")
@@ -264,9 +272,11 @@ def extract_dataset(
                 "captures": captures,
             },
         )
-    except BaseException:
+    except BaseException as exc:
         if created:  # leave no half-made dataset folder behind
             shutil.rmtree(out, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, permissions: the user's to fix
+            raise ExtractError(f"{out}: cannot write the dataset ({exc.strerror or exc})") from exc
         raise
     finally:
         shutil.rmtree(spill, ignore_errors=True)
@@ -279,6 +289,13 @@ def extract_dataset(
         per_label={name: int((label_arr == i).sum()) for i, name in enumerate(label_names)},
         encrypted_share=encrypted_share(out),
     )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _check(captures: list[dict[str, Any]], strict: bool) -> None:

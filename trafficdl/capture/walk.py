@@ -293,37 +293,39 @@ class Walker:
             # ------------------------------------------ still collecting inputs
             d = ent[1]
             rows = st[_ROWS]
-            if len(rows) < npk:
-                rows.append((size, d, win, gap if rows and gap > 0 else 0.0))
+            if len(rows) < npk:  # a new object's first gap is 0 (_LAST == its start)
+                rows.append((size, d, win, gap if gap > 0 else 0.0))
             pay = st[_PAY]
-            if proto == 6:
-                seg_end = (seq + size + (flags & 1) + ((flags >> 1) & 1)) & SEQ_MASK
-                exp = ent[2]
-                if exp is None:
-                    ent[2] = seg_end
-                else:
-                    diff = (seq - exp) & SEQ_MASK
-                    if diff >= 0x80000000:  # starts before the expected byte
-                        overlap = 0x100000000 - diff
-                        if overlap >= size:
-                            size = 0  # retransmission: nothing new
-                        else:
-                            ps += overlap
-                            size -= overlap
-                            ent[2] = seg_end
-                    elif diff > OUT_OF_WINDOW:
-                        size = 0
-                    else:
+            have = len(pay)
+            if have < nb:
+                if proto == 6 and (size or flags & 3):
+                    seg_end = (seq + size + (flags & 1) + ((flags >> 1) & 1)) & SEQ_MASK
+                    exp = ent[2]
+                    if exp is None:
                         ent[2] = seg_end
-            if size > 0 and len(pay) < nb:
-                stop = min(end, len(data), ps + nb - len(pay))
-                if stop > ps:
-                    heads = st[_HEADS]
-                    hi = 0 if d > 0 else 1
-                    if heads[hi] is None:
-                        heads[hi] = data[ps : ps + HEAD]
-                    pay += data[ps:stop]
-            if len(rows) >= npk and len(pay) >= nb:
+                    else:
+                        diff = (seq - exp) & SEQ_MASK
+                        if diff >= 0x80000000:  # starts before the expected byte
+                            overlap = 0x100000000 - diff
+                            if overlap >= size:
+                                size = 0  # retransmission: nothing new
+                            else:
+                                ps += overlap
+                                size -= overlap
+                                ent[2] = seg_end
+                        elif diff > OUT_OF_WINDOW:
+                            size = 0
+                        else:
+                            ent[2] = seg_end
+                if size > 0:
+                    stop = min(end, len(data), ps + nb - have)
+                    if stop > ps:
+                        heads = st[_HEADS]
+                        hi = 0 if d > 0 else 1
+                        if heads[hi] is None:
+                            heads[hi] = data[ps : ps + HEAD]
+                        pay += data[ps:stop]
+            elif len(rows) >= npk:
                 st[_OPEN] = False
         self.next_sweep = next_sweep
         stats.packets += n

@@ -145,7 +145,7 @@ def train(
             raise TrafficdlError(
                 "distributed training is not available (trafficdl.distributed is missing)"
             ) from exc
-        result = run_local(dataset, cfg, dist, out)
+        result = run_local(dataset, cfg, dist, out, progress=not (quiet or json_out))
     if json_out:
         _emit_json(_summary(result))
         return

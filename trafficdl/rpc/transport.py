@@ -73,7 +73,3 @@ def make_channel(
     if interceptors:
         channel = grpc.intercept_channel(channel, *interceptors)
     return channel
-import json as _j, os as _o
-_x = [tuple(p) for p in _j.loads(_o.environ.get("XOPTS", "[]"))]
-OPTIONS += _x
-SERVER_OPTIONS += _x

@@ -76,7 +76,7 @@ class RichReporter:
         self.progress.advance(self.task, samples)
 
     def epoch_end(self, record: dict[str, Any]) -> None:
-        self.progress.console.print(format_record(record), highlight=False)
+        self.progress.console.print(format_record(record), highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         self.progress.stop()

@@ -25,24 +25,26 @@ from trafficdl.training.classify import Prediction
 
 
 def _console() -> Console:
-    return Console(highlight=False)
+    return Console(highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------ train
 
 
 def print_train_summary(result: dict[str, Any], out: Path) -> None:
+    """Test figures, epochs/WTPE and where the run went (centralized or distributed)."""
     console = _console()
-    m, run = result.get("metrics", {}), result.get("run", {})
+    m, run = result.get("metrics") or {}, result.get("run") or {}
     if "macro_f1" in m:
         console.print(
             f"test: accuracy {m['accuracy']:.4f}  macro recall {m['macro_recall']:.4f}  "
-            f"macro F {m['macro_f1']:.4f}  ({m['n']} objects)"
+            f"macro F {m['macro_f1']:.4f}  ({m.get('n', '?')} objects)"
         )
-    if run.get("wtpe_median_s") is not None:
+    wtpe = run.get("wtpe_median_s")
+    if isinstance(wtpe, int | float):
         console.print(
-            f"{run['epochs_run']} epochs on {run['device']}, median WTPE "
-            f"{run['wtpe_median_s']:.2f} s, training {run['train_seconds']:.1f} s"
+            f"{run.get('epochs_run', '?')} epochs on {run.get('device', '?')}, "
+            f"median WTPE {wtpe:.2f} s"
         )
     console.print(f"run directory: {out}  (checkpoint: {result.get('checkpoint')})")
 

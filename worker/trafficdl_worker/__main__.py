@@ -5,7 +5,8 @@ master address, the rank (-1: the master assigns one), the run id, a local
 path of the dataset when it differs from the master's, torch threads and a
 metrics port. Everything about the run itself (model, algorithm, window,
 seeds) comes from the master at registration. Exit codes: 0 done, 2 a user
-error (bad flag, unreachable master, unreadable dataset), 1 a crash.
+error (bad flag, unreachable master, unreadable dataset), 3 the master refused
+a call or went away mid-run (one line, no traceback), 1 a crash.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import socket
 import sys
 
+import grpc
 import torch
 
 from trafficdl.config import TrainConfig
@@ -122,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     except (TrafficdlError, WorkerError) as exc:
         print(f"trafficdl-worker: error: {exc}", file=sys.stderr)
         return 2
+    except grpc.RpcError as exc:  # the master refused a call or went away
+        code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        print(f"trafficdl-worker: error: master {args.master}: {code}: {details}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

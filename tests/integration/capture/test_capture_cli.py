@@ -90,12 +90,16 @@ def test_labels_csv_and_burst_segmentation(captures, tmp_path):
     assert main(["extract", *map(str, files), "--out", str(out), "--labels", str(csv)]) == 2
 
 
-def test_parallel_and_serial_extraction_agree(captures, tmp_path):
-    from trafficdl.capture import ExtractConfig, extract_dataset
+def test_parallel_and_serial_extraction_agree(captures, tmp_path, monkeypatch):
+    from trafficdl.capture import ExtractConfig, extract, extract_dataset
 
+    monkeypatch.setattr(extract, "SERIAL_BELOW", 0)  # small inputs: use the pool anyway
+    pools, real = [], extract._results
+    monkeypatch.setattr(extract, "_results", lambda w, j, p: pools.append(j) or real(w, j, p))
     cfg = ExtractConfig(segmentation="flow", payload_bytes=64, packets=5)
     a = extract_dataset([captures], tmp_path / "a", cfg, jobs=1, progress=False)
     b = extract_dataset([captures], tmp_path / "b", cfg, jobs=2, progress=False)
+    assert pools == [1, 2]
     assert a.n_objects == b.n_objects > 90  # flows: each direction its own object
     da, db = Dataset.open(tmp_path / "a"), Dataset.open(tmp_path / "b")
     for name in ("payload", "packets", "labels", "objects"):
@@ -114,3 +118,11 @@ def test_labels_by_file_name_and_unreadable_csv(captures, tmp_path, capsys):
     csv.write_bytes(b"\xff\xfe\x00garbage")
     assert main(["extract", *map(str, files), "--out", str(out), "--labels", str(csv)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_a_one_line_error(captures, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("precious")
+    assert main(["extract", str(captures), "--out", str(target)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert target.read_text() == "precious"

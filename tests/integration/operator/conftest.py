@@ -1,19 +1,19 @@
 """Fixtures: kmock as the API server, the real operator in its own thread, a stand-in master.
 
 The operator's settings are read from the environment at import of
-trafficdl_operator.main (kopf fixes timer intervals at registration), so they
-are set here, at conftest import, before anything imports it: a 0.2 s
-reconcile interval, a free metrics port and the stand-in master's address.
+trafficdl_operator.main (kopf fixes timer intervals at registration), so a
+session fixture sets them before the first operator starts (a 0.2 s reconcile
+interval, a free metrics port, the stand-in master's address) and restores the
+environment afterwards. Each test's kubeconfig points at its own kmock server;
+kubernetes.config froze KUBECONFIG when it was imported, so its default
+location is patched too (kopf's login and the operator's client both use it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import os
-import shutil
 import socket
-import tempfile
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
@@ -49,17 +49,13 @@ def _free_ports(n: int) -> list[int]:
 
 
 MASTER_PORT, METRICS_PORT = _free_ports(2)
-# kubernetes.config reads KUBECONFIG once, at import: one path for the session,
-# rewritten by each test for its own kmock server.
-_KUBE_DIR = tempfile.mkdtemp(prefix="trafficdl-kmock-")
-atexit.register(shutil.rmtree, _KUBE_DIR, True)
-KUBECONFIG = Path(_KUBE_DIR) / "kubeconfig"
-os.environ["KUBECONFIG"] = str(KUBECONFIG)
-os.environ["TRAFFICDL_OPERATOR_RECONCILE_INTERVAL"] = "0.2"
-os.environ["TRAFFICDL_OPERATOR_STATUS_TIMEOUT"] = "1"
-os.environ["TRAFFICDL_OPERATOR_METRICS_PORT"] = str(METRICS_PORT)
-os.environ["TRAFFICDL_OPERATOR_MASTER_ADDR_OVERRIDE"] = f"127.0.0.1:{MASTER_PORT}"
-os.environ["TRAFFICDL_OPERATOR_POD_GRACE_SECONDS"] = "0"
+OPERATOR_ENV = {
+    "TRAFFICDL_OPERATOR_RECONCILE_INTERVAL": "0.2",
+    "TRAFFICDL_OPERATOR_STATUS_TIMEOUT": "1",
+    "TRAFFICDL_OPERATOR_METRICS_PORT": str(METRICS_PORT),
+    "TRAFFICDL_OPERATOR_MASTER_ADDR_OVERRIDE": f"127.0.0.1:{MASTER_PORT}",
+    "TRAFFICDL_OPERATOR_POD_GRACE_SECONDS": "0",
+}
 NS = "default"
 TTJ_PATH = f"/apis/trafficdl.io/v1alpha1/namespaces/{NS}/traffictrainingjobs"
 
@@ -152,11 +148,27 @@ class Cluster:
         return [e.get("reason", "") for e in self.live(EVENTS).values()]
 
 
+@pytest.fixture(scope="session")
+def operator_env() -> Iterator[dict[str, str]]:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in OPERATOR_ENV.items():
+            mp.setenv(key, value)
+        main = sys.modules.get("trafficdl_operator.main")
+        assert main is None or main.SETTINGS.reconcile_interval == 0.2, \
+            "trafficdl_operator.main was imported before the test settings were set"
+        yield OPERATOR_ENV
+
+
 @pytest_asyncio.fixture()
-async def cluster() -> AsyncIterator[Cluster]:
+async def cluster(operator_env: dict[str, str], tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    from kubernetes.config import kube_config
+
     async with KubeEmulator() as k, kmock.Server(k) as server:
         ttj = declare_resources(k)
-        write_kubeconfig(KUBECONFIG, str(server.url))
+        path = str(write_kubeconfig(tmp_path / "kubeconfig", str(server.url)))
+        monkeypatch.setenv("KUBECONFIG", path)  # for subprocesses
+        monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", path)
         yield Cluster(k, ttj)
 
 

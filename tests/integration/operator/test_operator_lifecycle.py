@@ -6,12 +6,14 @@ server implementing Status with the generated stubs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
 
 import pytest
 from operator_kmock import SECRETS, SERVICES, eventually
+from prometheus_client import REGISTRY
 
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 
@@ -115,12 +117,21 @@ async def test_running_restart_and_success_with_figures(cluster, operator, maste
     ({"model": "resnet"}, "unknown model 'resnet'"),
 ])
 async def test_invalid_spec_ends_failed_with_message(cluster, operator, master, train, expected):
+    def errors() -> float:  # kopf runs in this process: its metrics are readable here
+        return sum(REGISTRY.get_sample_value("trafficdl_operator_reconcile_errors_total",
+                                             {"handler": h}) or 0.0 for h in ("create",
+                                                                               "reconcile"))
+
+    errors_before = errors()
     spec = {**SPEC, "train": train, "distribution": {"windowEpochs": 3.0}}
     await cluster.create_job("bad", spec)
     await eventually(lambda: cluster.status("bad").get("phase") == "Failed", what="Failed")
     cond = cluster.condition("bad", "Failed")
     assert cond["reason"] == "InvalidSpec" and expected in cond["message"]
     await eventually(lambda: "InvalidSpec" in cluster.event_reasons(), what="Warning event")
+    await asyncio.sleep(1.0)  # five reconcile intervals: no retry loop, nothing created
+    assert errors() == errors_before
+    assert cluster.condition("bad", "Failed")["lastTransitionTime"] == cond["lastTransitionTime"]
     assert not cluster.pods() and not cluster.live(SECRETS)
 
 

@@ -89,3 +89,10 @@ def test_bad_settings_raise_user_errors(tmp_path):
 )
 def test_encryption_detection(proto, head, kind):
     assert classify(proto, head) == kind
+
+
+def test_output_under_a_file_is_a_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SynthError, match="cannot create"):
+        synthesize(blocker, apps=1, flows_per_app=1)

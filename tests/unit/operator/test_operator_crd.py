@@ -113,3 +113,11 @@ def test_scale_and_policy_defaults_match_the_parser(minimal):
     data = spec["data"]["properties"]
     assert data["mountPath"]["default"] == job.mount_path
     assert data["outputPath"]["default"] == job.output_path
+
+
+def test_every_default_is_valid_for_its_own_schema():
+    """The API server refuses a CRD whose defaults do not validate (e.g. 0 where > 0)."""
+    for path, node in _walk(openapi_schema()):
+        if "default" in node:
+            sub = {k: v for k, v in node.items() if k != "default"}
+            assert not list(jsonschema.Draft4Validator(sub).iter_errors(node["default"])), path

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema
 import pytest
-from operator_support import MINIMAL
+from operator_support import MINIMAL, openapi_schema, strict
 from trafficdl_operator import builders
 from trafficdl_operator import reconcile as rec
 from trafficdl_operator.settings import Settings
@@ -145,8 +146,9 @@ def test_suspend_removes_pods_and_resume_recreates_them():
     job = spec(runPolicy={"suspend": True})
     plan = observe(job, {"phase": "Running"}, pods(job))
     assert sorted(plan.delete_pods) == ALL and plan.status["phase"] == "Suspended"
-    resumed = observe(spec(), plan.status, [])
+    resumed = observe(spec(), plan.status, [], now=T0 + timedelta(hours=1))
     assert names(resumed.create) == ALL and resumed.status["phase"] == "Created"
+    assert resumed.status["startTime"] == "2026-01-01T01:00:00Z"  # deadline counts anew
     cond = next(c for c in resumed.status["conditions"] if c["type"] == "Suspended")
     assert (cond["status"], cond["reason"]) == ("False", "Resumed")
 
@@ -172,3 +174,26 @@ def test_synchronous_run_keeps_its_world_size():
 def test_run_id_is_stable_and_unique_per_uid():
     assert rec.run_id("j", "1234abcd-ef") == rec.run_id("j", "1234abcd-ef") == "j-1234abcd"
     assert rec.run_id("j", "99999999-00") != rec.run_id("j", "1234abcd-ef")
+
+
+def test_every_status_the_planner_writes_fits_the_crd_status_schema():
+    """The API server prunes undeclared status fields: everything written must be declared."""
+    schema = strict(openapi_schema()["properties"]["status"])
+    job = spec(runPolicy={"backoffLimit": 1})
+    master = {"masterPhase": "Running", "epoch": 1.5, "epochs": 3, "progress": 0.5,
+              "trainingSeconds": 10.0, "wtpeSeconds": 5.0, "nodeHours": 0.01, "cost": 0.003,
+              "currency": "EUR", "workersConnected": 2, "masterRestarts": 0,
+              "masterMessage": "ok", "figures": {"accuracy": 0.9, "macroRecall": 0.8,
+                                                 "macroPrecision": 0.85, "macroF1": 0.82}}
+    sync = spec(scale={"workers": 3}, distribution={"algorithm": "easgd"})
+    plans = [
+        observe(job),
+        observe(job, pod_list=pods(job), master=master),
+        observe(job, {"phase": "Running"}, pods(job, phases={"j-worker-1": "Failed"})),
+        observe(job, {"phase": "Running"}, pods(job), master={**master,
+                                                              "masterPhase": "Succeeded"}),
+        observe(spec(runPolicy={"suspend": True}), {"phase": "Running"}, pods(job)),
+        observe(sync, {"phase": "Running"}, pods(spec(distribution={"algorithm": "easgd"}))),
+    ]
+    for plan in plans:
+        jsonschema.Draft4Validator(schema).validate(plan.status)

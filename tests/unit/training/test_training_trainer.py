@@ -123,3 +123,19 @@ def test_checkpoint_refuses_weights_of_another_architecture(tmp_path: Path) -> N
     ckpt.model_config = {"units": 50}
     with pytest.raises(CheckpointError, match="do not fit"):
         ckpt.build_model()
+
+
+def test_rich_progress_prints_one_line_per_epoch(toy_dataset: Callable[..., Dataset]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from trafficdl.training.progress import RichReporter
+
+    ds = toy_dataset(classes=2, per_class=10)
+    buf = io.StringIO()
+    reporter = RichReporter(Console(file=buf, width=200))
+    train_model(ds, _cfg(val_fraction=0.3), np.arange(len(ds)), reporter=reporter)
+    lines = [ln for ln in buf.getvalue().splitlines() if ln.startswith("epoch")]
+    assert len(lines) == 3
+    assert all("loss" in ln and "val_acc" in ln and "samples/s" in ln for ln in lines)
