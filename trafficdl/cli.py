@@ -14,7 +14,7 @@ import typer
 # Typer vendors its own click; its exception classes are only reachable here.
 from typer._click import exceptions as click_exc
 
-from trafficdl.commands import capture, cluster, distributed, study, train
+from trafficdl.commands import capture, cluster, distributed, runs, study, train
 from trafficdl.errors import TrafficdlError
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for module in (capture, train, distributed, study, cluster):
+for module in (capture, train, distributed, runs, study, cluster):
     module.register(app)
 
 

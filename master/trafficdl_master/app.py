@@ -172,17 +172,32 @@ def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> d
     return {"run": run, "figures": figures}
 
 
-def serve(opts: MasterOptions, on_ready: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Run the master to the end; returns run.json's content. `on_ready(port)` is
-    called once the server listens."""
+def serve(
+    opts: MasterOptions,
+    on_ready: Callable[[int], None] | None = None,
+    *,
+    state: CenterState | None = None,
+    on_center: Callable[[Center], None] | None = None,
+) -> dict[str, Any]:
+    """Run the master to the end; returns run.json's content.
+
+    `on_ready(port)` is called once the server listens. `state` resumes a run
+    from a restored CenterState (a master restart); `on_center(center)` lets a
+    caller attach to the live state (e.g. periodic checkpoints of
+    `center.snapshot()`).
+    """
     prep = prepare(opts)
     spec = prep.spec
-    vector = parameters_to_vector(prep.model.parameters()).detach().clone()
+    if state is None:
+        vector = parameters_to_vector(prep.model.parameters()).detach().clone()
+        state = CenterState(vector=vector, world_size=spec.dist.workers)
     center = Center(
-        CenterState(vector=vector, world_size=spec.dist.workers),
+        state,
         get_rule(spec.dist.algorithm),
         sync_timeout=spec.dist.sync_timeout,
     )
+    if on_center is not None:
+        on_center(center)
     servicer = ParameterServerServicer(spec, center)
     server, port = make_master_server(servicer, opts.bind)[:2]
     bind_metrics(spec, center)

@@ -27,7 +27,7 @@ import torch
 
 from trafficdl.errors import TrafficdlError
 from trafficdl.optim import UpdateRule
-from trafficdl.rpc.tensors import Encoded, encode
+from trafficdl.rpc.tensors import DEFAULT_CHUNK_BYTES, chunks, encode
 
 PHASES = ("waiting", "running", "evaluating", "succeeded", "failed")
 HISTORY_LIMIT = 200_000  # commits recorded in history.json (a long LSTM run stays bounded)
@@ -78,6 +78,17 @@ class CommitResult:
     staleness: int
     run_done: bool
     applied: bool = True
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """The centre as served at one counter: wire chunks ready to stream."""
+
+    update_counter: int
+    dtype: str
+    num_elements: int
+    num_bytes: int
+    chunks: list[bytes]
 
 
 @dataclass
@@ -151,7 +162,7 @@ class Center:
         self._cond = threading.Condition()
         self._started: float | None = None
         self._ended: float | None = None
-        self._cache: dict[str, tuple[int, Encoded]] = {}
+        self._cache: dict[tuple[str, int], Pulled] = {}
         self._pending: dict[int, tuple[CommitInfo, torch.Tensor]] = {}
         self._round = 0
         self._round_results: dict[int, CommitResult] = {}
@@ -165,6 +176,14 @@ class Center:
             return self.state.elapsed_before
         end = self._ended if self._ended is not None else self.clock()
         return self.state.elapsed_before + (end - self._started)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of the state for a checkpoint, with the training time so far
+        folded into `elapsed_before` (so a restored master continues the clock)."""
+        with self._cond:
+            snap = self.state.snapshot()
+            snap["elapsed_before"] = self.training_seconds()
+            return snap
 
     # ----------------------------------------------------------- register
     def register(
@@ -214,14 +233,20 @@ class Center:
         return all(w.connected or w.finished for w in self.state.workers.values())
 
     # --------------------------------------------------------------- pull
-    def pull(self, dtype: str = "float32") -> tuple[int, Encoded]:
-        """The centre and its counter, encoded once per counter and wire dtype."""
+    def pull(self, dtype: str = "float32", chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Pulled:
+        """The centre, its counter and its wire chunks. The chunks are cut once per
+        counter (one copy of the centre, taken under the lock so a fold never tears
+        it) and shared by every pull until the next fold."""
         with self._cond:
-            counter = self.state.update_counter
-            cached = self._cache.get(dtype)
-            if cached is None or cached[0] != counter:
-                cached = (counter, encode(self.state.vector, dtype))
-                self._cache[dtype] = cached
+            key = (dtype, chunk_bytes)
+            cached = self._cache.get(key)
+            if cached is None or cached.update_counter != self.state.update_counter:
+                enc = encode(self.state.vector, dtype, copy=False)
+                parts = list(chunks(enc.data, chunk_bytes))
+                cached = Pulled(
+                    self.state.update_counter, dtype, enc.num_elements, enc.num_bytes, parts
+                )
+                self._cache = {key: cached}  # older counters are never served again
             return cached
 
     # ------------------------------------------------------------- commit

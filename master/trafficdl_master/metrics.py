@@ -53,6 +53,37 @@ STALENESS = Histogram(
 )
 
 
+# Faults and security (docs/faults.md). `reason` labels are bounded sets.
+AUTH_REJECTED = Counter(
+    "trafficdl_master_auth_rejected_total",
+    "Calls refused for a missing or wrong bearer token (reason: missing, wrong)",
+    ["reason"],
+)
+COMMITS_INVALID = Counter(
+    "trafficdl_master_commits_invalid_total",
+    "Commits refused by validation (reason: version, dtype, shape, stream, nonfinite)",
+    ["reason"],
+)
+WORKERS_LOST = Counter(
+    "trafficdl_master_workers_lost_total",
+    "Times a rank was marked lost (no heartbeat within lost_after, or left before its end)",
+)
+WORKER_REJOINS = Counter(
+    "trafficdl_master_worker_rejoins_total", "Registrations of a rank that had registered before"
+)
+SYNC_ROUNDS_INCOMPLETE = Counter(
+    "trafficdl_master_sync_rounds_incomplete_total",
+    "Synchronous rounds folded without a missing worker after sync_timeout",
+)
+CHECKPOINTS = Counter("trafficdl_master_checkpoints_total", "Recovery checkpoints saved")
+CHECKPOINT_SECONDS = Histogram(
+    "trafficdl_master_checkpoint_save_seconds",
+    "Time to save one recovery checkpoint (fsyncs included)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+RESTARTS = Gauge("trafficdl_master_restarts", "Times this run's master resumed from a checkpoint")
+
+
 def bind(
     *,
     model: str,

@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.rpc import transport
-from trafficdl.rpc.tensors import Assembler, TensorWireError, chunks
+from trafficdl.rpc.tensors import WIRE_ENUM, Assembler, TensorWireError
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 from trafficdl_master import metrics
@@ -57,15 +57,17 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
                 f"this master serves run {self.spec.run_id!r}, not {run_id!r}",
             )
 
-    def _centre_parts(self) -> tuple[int, pb.TensorInfo, Iterator[bytes]]:
-        counter, enc = self.center.pull(self.spec.dist.wire_dtype)
+    def _centre_parts(self) -> tuple[int, pb.TensorInfo, list[bytes]]:
+        pulled = self.center.pull(self.spec.dist.wire_dtype, self.spec.dist.chunk_bytes)
         metrics.PULLS.inc()
-        metrics.PULL_BYTES.inc(len(enc.data))
-        return (
-            counter,
-            enc.info(self.spec.model_version),
-            chunks(enc.data, self.spec.dist.chunk_bytes),
+        metrics.PULL_BYTES.inc(pulled.num_bytes)
+        info = pb.TensorInfo(
+            dtype=WIRE_ENUM[pulled.dtype],
+            num_elements=pulled.num_elements,
+            num_bytes=pulled.num_bytes,
+            model_version=self.spec.model_version,
         )
+        return pulled.update_counter, info, pulled.chunks
 
     # --------------------------------------------------------------- rpcs
     def Register(
@@ -156,9 +158,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.HeartbeatResponse(update_counter=counter, run_done=self.center.done.is_set())
 
-    def Leave(
-        self, request: pb.LeaveRequest, context: grpc.ServicerContext
-    ) -> pb.LeaveResponse:
+    def Leave(self, request: pb.LeaveRequest, context: grpc.ServicerContext) -> pb.LeaveResponse:
         self._check_run(request.run_id, context)
         try:
             self.center.leave(request.rank, request.reason)
@@ -166,9 +166,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.LeaveResponse()
 
-    def Status(
-        self, request: pb.StatusRequest, context: grpc.ServicerContext
-    ) -> pb.StatusResponse:
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
         self._check_run(request.run_id, context)
         return status_message(self.spec, self.center, self.figures)
 

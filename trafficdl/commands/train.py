@@ -115,28 +115,28 @@ def train(
 ) -> None:
     """Train a classifier: centrally (--workers 0) or on a local master + N workers."""
     cfg = _train_config(**locals())
+    dist = DistConfig(
+        workers=workers,
+        algorithm=algorithm,
+        window=window,
+        window_epochs=window_epochs,
+        rho=rho,
+        elastic_lr=elastic_lr,
+        wire_dtype=wire_dtype,
+        threads_per_worker=threads_per_worker,
+        sync_timeout=sync_timeout,
+        worker_price=worker_price,
+        master_price=master_price,
+        node_type=node_type,
+        currency=currency,
+    )
     if workers == 0:
         from trafficdl.training.run import run_centralized
 
         result = run_centralized(
-            dataset, cfg, out, reporter=_reporter(quiet, json_out), resume=resume
+            dataset, cfg, out, reporter=_reporter(quiet, json_out), resume=resume, dist=dist
         )
     else:
-        dist = DistConfig(
-            workers=workers,
-            algorithm=algorithm,
-            window=window,
-            window_epochs=window_epochs,
-            rho=rho,
-            elastic_lr=elastic_lr,
-            wire_dtype=wire_dtype,
-            threads_per_worker=threads_per_worker,
-            sync_timeout=sync_timeout,
-            worker_price=worker_price,
-            master_price=master_price,
-            node_type=node_type,
-            currency=currency,
-        )
         try:
             from trafficdl.distributed.launch import run_local
         except ImportError as exc:

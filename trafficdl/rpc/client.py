@@ -15,7 +15,7 @@ import grpc
 import torch
 
 from trafficdl.errors import TrafficdlError
-from trafficdl.rpc import transport
+from trafficdl.rpc import security, transport
 from trafficdl.rpc.tensors import DEFAULT_CHUNK_BYTES, assemble, chunks, encode
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
@@ -55,13 +55,15 @@ class ParameterServerClient:
         wire_dtype: str = "float32",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         channel: grpc.Channel | None = None,
+        token: str | None = None,
+        tls: security.ClientTls | None = None,
     ) -> None:
         self.target = target
         self.run_id = run_id
         self.wire_dtype = wire_dtype
         self.chunk_bytes = chunk_bytes
         self.model_version = ""
-        self.channel = channel or transport.make_channel(target)
+        self.channel = channel or transport.make_channel(target, token=token, tls=tls)
         self.stub = pb_grpc.ParameterServerStub(self.channel)
 
     def close(self) -> None:
@@ -106,7 +108,9 @@ class ParameterServerClient:
         self, vector: torch.Tensor, header: pb.CommitHeader
     ) -> tuple[pb.CommitResponse, int]:
         """Stream `vector` with `header` (run id, tensor info filled here); returns bytes sent."""
-        enc = encode(vector, self.wire_dtype)
+        # A view of `vector` (no copy for float32): chunks copy it once, and the
+        # caller leaves `vector` alone until commit() returns.
+        enc = encode(vector, self.wire_dtype, copy=False)
         header.run_id = self.run_id
         header.tensor.CopyFrom(enc.info(self.model_version))
 
@@ -115,7 +119,7 @@ class ParameterServerClient:
             for part in chunks(enc.data, self.chunk_bytes):
                 yield pb.CommitRequest(chunk=part)
 
-        return self.stub.Commit(messages()), len(enc.data)
+        return self.stub.Commit(messages()), enc.num_bytes
 
     def heartbeat(self, rank: int, epoch: float, batches_done: int) -> pb.HeartbeatResponse:
         return self.stub.Heartbeat(

@@ -48,30 +48,44 @@ class TensorWireError(TrafficdlError):
 
 @dataclass(frozen=True)
 class Encoded:
-    """A flat vector as wire bytes, with the header fields that describe it."""
+    """A flat vector as wire bytes, with the header fields that describe it.
 
-    data: bytes
+    `data` is either an owned `bytes` copy, or (encode(copy=False)) a read-only
+    view of the tensor's own memory, valid while that tensor is left unchanged.
+    """
+
+    data: bytes | memoryview
     dtype: str
     num_elements: int
+
+    @property
+    def num_bytes(self) -> int:
+        return memoryview(self.data).nbytes
 
     def info(self, model_version: str) -> pb.TensorInfo:
         return pb.TensorInfo(
             dtype=WIRE_ENUM[self.dtype],
             num_elements=self.num_elements,
-            num_bytes=len(self.data),
+            num_bytes=self.num_bytes,
             model_version=model_version,
         )
 
 
-def encode(vector: torch.Tensor, dtype: str = "float32") -> Encoded:
-    """Flat float32 vector -> raw little-endian bytes of the wire dtype."""
+def encode(vector: torch.Tensor, dtype: str = "float32", *, copy: bool = True) -> Encoded:
+    """Flat float32 vector -> raw little-endian bytes of the wire dtype.
+
+    copy=False skips the copy when the wire bytes are the tensor's own (float32 on
+    the CPU): the caller promises not to change the tensor while `data` is used.
+    """
     if dtype not in WIRE_TORCH_DTYPES:
         raise TensorWireError(f"unknown wire dtype {dtype!r}")
     flat = vector.detach().reshape(-1)
     wire = flat.to(device="cpu", dtype=WIRE_TORCH_DTYPES[dtype]).contiguous()
     # numpy has no bfloat16: view the 2-byte payload as int16 to get its bytes.
     raw = wire.view(torch.int16) if dtype == "bfloat16" else wire
-    return Encoded(raw.numpy().tobytes(), dtype, flat.numel())
+    if copy:
+        return Encoded(raw.numpy().tobytes(), dtype, flat.numel())
+    return Encoded(memoryview(raw.numpy()).cast("B").toreadonly(), dtype, flat.numel())
 
 
 def decode(data: bytes | bytearray | memoryview, dtype: str, num_elements: int) -> torch.Tensor:
@@ -94,12 +108,12 @@ def decode(data: bytes | bytearray | memoryview, dtype: str, num_elements: int) 
     return out if dtype == "float32" else out.to(torch.float32)
 
 
-def chunks(data: bytes, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
-    """Consecutive slices of at most `chunk_bytes` (none for empty data)."""
+def chunks(data: bytes | memoryview, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
+    """Consecutive `bytes` slices of at most `chunk_bytes` (none for empty data)."""
     if chunk_bytes < 1:
         raise ValueError("chunk_bytes must be >= 1")
-    view = memoryview(data)
-    for start in range(0, len(data), chunk_bytes):
+    view = memoryview(data).cast("B")
+    for start in range(0, view.nbytes, chunk_bytes):
         yield bytes(view[start : start + chunk_bytes])
 
 

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trafficdl.config import TrainConfig, to_dict
+from trafficdl.config import DistConfig, TrainConfig, to_dict
+from trafficdl.cost import cost
 from trafficdl.dataset import Dataset
 from trafficdl.models import build_model, input_adapter
 from trafficdl.training.data import fit_adapter, holdout_indices, load_split, split_validation
@@ -96,8 +97,14 @@ def run_centralized(
     *,
     reporter: Reporter | None = None,
     resume: bool = False,
+    dist: DistConfig | None = None,
 ) -> dict[str, Any]:
-    """Train on the hold-out training rows, test on the rest, write RUN_DIR; returns metrics."""
+    """Train on the hold-out training rows, test on the rest, write RUN_DIR; returns metrics.
+
+    run.json carries the same time/cost/accuracy keys as a distributed run's
+    (trafficdl.distributed.rundir.summary) so runs compare side by side; the
+    centralized baseline is one node billed at the worker price (`dist`
+    supplies prices; defaults are the paper's DS4v2)."""
     from trafficdl.evaluation import evaluate_model
 
     dataset = Dataset.open(dataset_path)
@@ -122,7 +129,23 @@ def run_centralized(
         ckpt, extra={"test": _scalars(figures), "best_epoch": trainer.best_epoch}
     )
     wtpe = [r["seconds"] for r in trainer.history]
+    prices = dist or DistConfig()
+    epochs_run = max(len(trainer.history), 1)
     run = {
+        "mode": "centralized",
+        "workers": 0,
+        "model": cfg.model,
+        "epochs": cfg.epochs,
+        "algorithm": None,
+        "training_seconds": train_seconds,
+        "wtpe_seconds": train_seconds / epochs_run,
+        "cost": cost(1, train_seconds, prices.worker_price, 0.0),
+        "node_hours": train_seconds / 3600.0,
+        "currency": prices.currency,
+        "prices": {"worker": prices.worker_price, "master": None, "node_type": prices.node_type},
+        "figures": _scalars(figures),
+        "confusion": figures["confusion"],
+        "labels": figures["labels"],
         "train_config": to_dict(cfg),
         "dist_config": None,
         "dataset": str(dataset.path),
