@@ -78,6 +78,12 @@ class DistConfig:
     node_type: str = "DS4v2"  # a name from trafficdl.cost.NODE_TYPES, informational
     currency: str = "EUR"
     chunk_bytes: int = 1 << 20  # streaming chunk size for tensors on the wire
+    # Faults (docs/faults.md): workers send a heartbeat this often; the master marks a
+    # rank lost after `lost_after` seconds without hearing from it; it checkpoints
+    # before acknowledging every commit (1), every K updates (K > 1) or per epoch (0).
+    heartbeat_seconds: float = 5.0
+    lost_after: float = 30.0
+    checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -94,6 +100,10 @@ class DistConfig:
             raise ConfigError("need rho >= 0, elastic lr >= 0 and rho * elastic lr <= 1")
         if self.worker_price < 0 or self.master_price < 0:
             raise ConfigError("prices must be >= 0")
+        if self.heartbeat_seconds <= 0 or self.lost_after <= self.heartbeat_seconds:
+            raise ConfigError("need heartbeat seconds > 0 and lost_after > heartbeat seconds")
+        if self.checkpoint_every < 0:
+            raise ConfigError("checkpoint_every must be >= 0 (0: at epoch boundaries only)")
         if self.chunk_bytes < 1024 or self.chunk_bytes > 3 << 20:
             raise ConfigError("chunk bytes must be between 1 KiB and 3 MiB")
 

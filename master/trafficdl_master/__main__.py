@@ -20,6 +20,7 @@ from typing import Any
 from trafficdl.config import DistConfig, TrainConfig, from_dict, replace
 from trafficdl.distributed.spec import check_dist_config
 from trafficdl.errors import TrafficdlError
+from trafficdl.rpc import credentials
 from trafficdl_master.app import MasterOptions, serve
 
 
@@ -75,6 +76,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_env("READY_FILE"),
         help="write the bound port here once listening [TRAFFICDL_READY_FILE]",
     )
+    p.add_argument(
+        "--checkpoint-dir",
+        default=_env("CHECKPOINT_DIR"),
+        help="recovery checkpoints; a restarted master resumes from the newest good one "
+        "(default OUT_DIR/checkpoints) [TRAFFICDL_CHECKPOINT_DIR]",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=_env("INSECURE") == "1",
+        help="serve without a run token: anyone who reaches the port can commit "
+        "(local debugging only) [TRAFFICDL_INSECURE=1]",
+    )
+    credentials.add_arguments(p, server=True)
     return p.parse_args(argv)
 
 
@@ -108,6 +123,16 @@ def options(args: argparse.Namespace) -> MasterOptions:
     if dist.workers < 1:
         raise TrafficdlError("the master needs a world size >= 1 (--world-size)")
     check_dist_config(dist)
+    token = credentials.token(args)
+    if token is None and not args.insecure:
+        raise TrafficdlError(
+            f"no run token: set {credentials.TOKEN_ENV} or --token-file "
+            "(or --insecure to serve without authentication)"
+        )
+    if token is None:
+        logging.getLogger("trafficdl.master").warning(
+            "serving WITHOUT authentication (--insecure): anyone who reaches the port can commit"
+        )
     return MasterOptions(
         dataset=args.dataset,
         out_dir=args.out_dir,
@@ -118,6 +143,9 @@ def options(args: argparse.Namespace) -> MasterOptions:
         metrics_port=args.metrics_port,
         t1_seconds=args.t1_seconds or None,
         linger=args.linger,
+        token=token,
+        tls=credentials.server_tls(args),
+        checkpoint_dir=args.checkpoint_dir,
     )
 
 

@@ -35,12 +35,14 @@ from trafficdl.evaluation import evaluate_model
 from trafficdl.models import build_model, fingerprint, input_adapter
 from trafficdl.models.adapters import InputAdapter
 from trafficdl.optim import get_rule
+from trafficdl.rpc.security import ServerTls
 from trafficdl.training.checkpoint import save_checkpoint
 from trafficdl.training.data import fit_adapter, holdout_indices
 from trafficdl.training.run import checkpoint_info, model_overrides
 from trafficdl.training.runtime import seed_everything
-from trafficdl_master import metrics
+from trafficdl_master import liveness, metrics, recovery
 from trafficdl_master.center import Center, CenterState
+from trafficdl_master.checkpoint import CheckpointStore
 from trafficdl_master.server import ParameterServerServicer, make_master_server
 
 log = logging.getLogger("trafficdl.master")
@@ -57,6 +59,9 @@ class MasterOptions:
     metrics_port: int = 0
     t1_seconds: float | None = None
     linger: float = 0.0
+    token: str | None = None  # the run's bearer token; None: no authentication (tests only)
+    tls: ServerTls | None = None
+    checkpoint_dir: str = ""  # recovery checkpoints (default OUT_DIR/checkpoints)
 
 
 @dataclass
@@ -162,6 +167,8 @@ def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> d
             "commits_rejected": p["commits_rejected"],
             "workers_lost": p["lost"],
             "restarts": p["restarts"],
+            "rejoins": sum(max(w.registrations - 1, 0) for w in center.state.workers.values()),
+            "sync_rounds_incomplete": center.rounds_incomplete,
         },
         split={"train": len(prep.train_idx), "test": len(prep.test_idx), "partitions": partitions},
         t1_seconds=t1,
@@ -170,6 +177,12 @@ def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> d
     rundir.write_json(out_dir / "metrics.json", figures)
     rundir.write_json(out_dir / "run.json", run)
     return {"run": run, "figures": figures}
+
+
+def bind_host(bind: str) -> str:
+    """The host part of "host:port" ("[::1]:0" -> "::1"), for the metrics endpoint."""
+    host = bind.rsplit(":", 1)[0] if ":" in bind else bind
+    return host.strip("[]") or "0.0.0.0"
 
 
 def serve(
@@ -188,6 +201,10 @@ def serve(
     """
     prep = prepare(opts)
     spec = prep.spec
+    store = CheckpointStore(opts.checkpoint_dir or Path(opts.out_dir) / "checkpoints")
+    if state is None:
+        state = recovery.restore(store, spec)  # a restarted master resumes its run
+    resumed = state is not None
     if state is None:
         vector = parameters_to_vector(prep.model.parameters()).detach().clone()
         state = CenterState(vector=vector, world_size=spec.dist.workers)
@@ -196,12 +213,19 @@ def serve(
         get_rule(spec.dist.algorithm),
         sync_timeout=spec.dist.sync_timeout,
     )
+    center.on_event = liveness.report
+    if resumed:
+        center.resume()
+    metrics.RESTARTS.set(state.restarts)
     if on_center is not None:
         on_center(center)
     servicer = ParameterServerServicer(spec, center)
-    server, port = make_master_server(servicer, opts.bind)[:2]
+    checkpointer = recovery.Checkpointer(store, spec, center, spec.dist.checkpoint_every)
+    servicer.on_committed = checkpointer.on_committed
+    server, port = make_master_server(servicer, opts.bind, token=opts.token, tls=opts.tls)[:2]
+    monitor = liveness.LivenessMonitor(center, spec.dist.lost_after).start()
     bind_metrics(spec, center)
-    metrics.serve(opts.metrics_port)
+    metrics.serve(opts.metrics_port, bind_host(opts.bind))  # the interface it is told
     server.start()
     log.info(
         "master of run %s listening on port %d for %d workers", spec.run_id, port, spec.dist.workers
@@ -210,6 +234,8 @@ def serve(
         on_ready(port)
     try:
         center.done.wait()
+        monitor.stop()
+        checkpointer.save()  # a master lost while evaluating resumes straight into evaluation
         result = finish(prep, center, Path(opts.out_dir), opts.t1_seconds)
         servicer.figures = result["figures"]
         center.set_phase("succeeded", "run complete")
@@ -220,4 +246,5 @@ def serve(
         center.set_phase("failed", f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        monitor.stop()
         server.stop(grace=1.0).wait()

@@ -37,6 +37,11 @@ class CenterError(TrafficdlError):
     """A request the master refuses (unknown rank, full world, finished rank...)."""
 
 
+class NotRegistered(CenterError):
+    """A call from a rank this master does not count as connected (it restarted, or the
+    rank was marked lost): the worker must register again, then resume."""
+
+
 @dataclass
 class WorkerProgress:
     """What the master knows of one rank, from its registration, commits and heartbeats."""
@@ -54,6 +59,7 @@ class WorkerProgress:
     accuracy: float = float("nan")
     commits: int = 0
     last_sequence: int = 0
+    acked_batches: int = 0  # batches covered by its last folded commit: where a restart resumes
 
 
 @dataclass
@@ -166,6 +172,11 @@ class Center:
         self._pending: dict[int, tuple[CommitInfo, torch.Tensor]] = {}
         self._round = 0
         self._round_results: dict[int, CommitResult] = {}
+        # Faults (docs/faults.md): when each rank was last heard from, and a hook
+        # on_event(kind, rank, message) for "lost", "rejoin", "round_incomplete".
+        self.last_seen: dict[int, float] = {}
+        self.rounds_incomplete = 0
+        self.on_event: Callable[[str, int, str], None] | None = None
         if all(w.finished for w in state.workers.values()):
             self._finish()  # a restored run that had already ended
 
@@ -220,9 +231,12 @@ class Center:
         w = workers[rank]
         if w.finished:
             raise CenterError(f"rank {rank} has already finished")
+        if w.registrations:
+            self._event("rejoin", rank, f"rank {rank} rejoined, resumes at batch {w.acked_batches}")
         w.connected, w.lost = True, False
         w.worker_id = worker_id
         w.registrations += 1
+        self.last_seen[rank] = self.clock()
         if self._world_complete() and self.phase == "waiting":
             self.phase = "running"
             self._started = self.clock()
@@ -264,6 +278,7 @@ class Center:
                 return CommitResult(self.state.update_counter, 0, self.done.is_set(), False)
             if w.finished:
                 raise CenterError(f"rank {info.rank} has already made its final commit")
+            self._require_connected(w)
             if self.rule.synchronous:
                 return self._commit_sync(info, contribution)
             staleness = max(self.state.update_counter - info.based_on_counter, 0)
@@ -286,7 +301,17 @@ class Center:
         while self._round == my_round:
             remaining = deadline - self.clock()
             if remaining <= 0:
-                self.message = f"synchronous round {my_round} folded without a missing worker"
+                missing = sorted(
+                    r
+                    for r, w in self.state.workers.items()
+                    if not w.finished and r not in self._pending
+                )
+                self.message = (
+                    f"synchronous round {my_round} folded without a missing worker "
+                    f"(ranks {missing}) after {self.sync_timeout:g} s"
+                )
+                self.rounds_incomplete += 1
+                self._event("round_incomplete", missing[0] if missing else -1, self.message)
                 self._fold_round()
                 break
             self._cond.wait(min(remaining, 1.0))
@@ -315,6 +340,7 @@ class Center:
         w = self.state.workers[info.rank]
         w.commits += 1
         w.last_sequence = max(w.last_sequence, info.sequence)
+        w.acked_batches = max(w.acked_batches, info.batches_done)
         self._progress(w, info.epoch, info.batches_done, info.samples_done)
         w.loss, w.accuracy = info.loss, info.accuracy
         self.state.commits_total += 1
@@ -354,6 +380,8 @@ class Center:
     def heartbeat(self, rank: int, epoch: float, batches_done: int) -> int:
         with self._cond:
             w = self._worker(rank)
+            if not w.finished:
+                self._require_connected(w)
             self._progress(w, epoch, batches_done, w.samples_done)
             return self.state.update_counter
 
@@ -365,9 +393,47 @@ class Center:
             if not w.finished:
                 w.lost = True
                 self.message = f"rank {rank} left before its final commit: {reason}"
+                self._event("lost", rank, self.message)
                 if self.rule.synchronous and self._pending and self._round_complete():
                     self._fold_round()
             self._cond.notify_all()
+
+    def mark_lost(self, older_than: float) -> list[int]:
+        """Mark connected ranks not heard from for `older_than` seconds lost; returns them.
+
+        A lost rank no longer holds the synchronous barrier; it may register again
+        and resume (its progress is kept).
+        """
+        now, lost = self.clock(), []
+        with self._cond:
+            for r, w in self.state.workers.items():
+                if w.connected and not w.finished and now - self.last_seen.get(r, now) > older_than:
+                    w.connected, w.lost = False, True
+                    lost.append(r)
+                    self.message = f"rank {r} lost: no heartbeat for {older_than:g} s"
+                    self._event("lost", r, self.message)
+            if lost and self.rule.synchronous and self._pending and self._round_complete():
+                self._fold_round()
+            self._cond.notify_all()
+        return lost
+
+    def resume(self) -> None:
+        """A master restored from a checkpoint runs at once (T keeps counting from here on
+        top of `elapsed_before`); workers rejoin one by one without a start barrier."""
+        with self._cond:
+            if self.phase == "waiting" and not self.done.is_set():
+                self.phase = "running"
+                self._started = self.clock()
+                self.last_seen = {r: self._started for r in self.state.workers}
+
+    def _require_connected(self, w: WorkerProgress) -> None:
+        self.last_seen[w.rank] = self.clock()
+        if not w.connected:
+            raise NotRegistered(f"rank {w.rank} is not registered with this master: register again")
+
+    def _event(self, kind: str, rank: int, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, rank, message)
 
     def _worker(self, rank: int) -> WorkerProgress:
         w = self.state.workers.get(rank)

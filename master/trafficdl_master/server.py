@@ -9,21 +9,25 @@ auth interceptors (issue 5) are passed through without touching the servicer.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from trafficdl.distributed.spec import RunSpec
-from trafficdl.rpc import transport
+from trafficdl.rpc import security, transport
 from trafficdl.rpc.tensors import WIRE_ENUM, Assembler, TensorWireError
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 from trafficdl_master import metrics
-from trafficdl_master.center import Center, CenterError, CommitInfo
+from trafficdl_master.center import Center, CenterError, CommitInfo, NotRegistered
+from trafficdl_master.validation import CommitRefused, check_header, check_values
 
+log = logging.getLogger("trafficdl.master")
 SERVICE_NAME = "trafficdl.rpc.v1.ParameterServer"
 PHASE_ENUM = {
     "waiting": pb.RUN_PHASE_WAITING,
@@ -48,6 +52,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self.spec = spec
         self.center = center
         self.figures: dict[str, Any] | None = None
+        # Called with the update counter before a commit is acknowledged (recovery.py).
+        self.on_committed: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------ helpers
     def _check_run(self, run_id: str, context: grpc.ServicerContext) -> None:
@@ -112,14 +118,13 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         h = first.header
         self._check_run(h.run_id, context)
         try:
-            asm = Assembler(h.tensor, self.spec.model_version)
-            for msg in request_iterator:
-                asm.add(msg.chunk)
-            contribution = asm.tensor()
-        except TensorWireError as exc:
+            contribution = self._receive(h, request_iterator)
+        except CommitRefused as exc:
             metrics.COMMITS_REJECTED.inc()
+            metrics.COMMITS_INVALID.labels(exc.reason).inc()
             self.center.reject()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            log.warning("refused a commit of rank %d: %s", h.rank, exc)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"commit refused: {exc}")
         metrics.COMMIT_BYTES.inc(h.tensor.num_bytes)
         info = CommitInfo(
             rank=h.rank,
@@ -135,9 +140,13 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         )
         try:
             result = self.center.commit(info, contribution)
+        except NotRegistered as exc:  # not a bad commit: the worker registers again and resends
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except CenterError as exc:
             metrics.COMMITS_REJECTED.inc()
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        if self.on_committed is not None:
+            self.on_committed(result.update_counter)  # e.g. checkpoint before acknowledging
         if result.applied:
             metrics.COMMITS.inc()
             metrics.STALENESS.observe(result.staleness)
@@ -154,6 +163,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self._check_run(request.run_id, context)
         try:
             counter = self.center.heartbeat(request.rank, request.epoch, request.batches_done)
+        except NotRegistered as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except CenterError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.HeartbeatResponse(update_counter=counter, run_done=self.center.done.is_set())
@@ -165,6 +176,24 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         except CenterError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.LeaveResponse()
+
+    def _receive(self, h: pb.CommitHeader, parts: Iterator[pb.CommitRequest]) -> torch.Tensor:
+        """The commit's tensor, validated (validation.py) before and after it is read."""
+        check_header(
+            h.tensor,
+            model_version=self.spec.model_version,
+            wire_dtype=self.spec.dist.wire_dtype,
+            num_elements=self.center.state.vector.numel(),
+        )
+        try:
+            asm = Assembler(h.tensor, self.spec.model_version)
+            for msg in parts:
+                asm.add(msg.chunk)
+            contribution = asm.tensor()
+        except TensorWireError as exc:
+            raise CommitRefused("stream", str(exc)) from None
+        check_values(contribution)
+        return contribution
 
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
         self._check_run(request.run_id, context)
@@ -225,16 +254,22 @@ def make_master_server(
     servicer: ParameterServerServicer,
     address: str,
     *,
-    credentials: grpc.ServerCredentials | None = None,
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    token: str | None = None,
+    tls: security.ServerTls | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """The master's server: parameter service + grpc.health.v1 (for Kubernetes probes)."""
+    """The master's server: parameter service + grpc.health.v1 (for Kubernetes probes).
+
+    With `token`, every call but the health service's needs it (UNAUTHENTICATED
+    otherwise, counted in trafficdl_master_auth_rejected_total); `tls` adds TLS,
+    mutual when it names a client CA.
+    """
     world = servicer.center.state.world_size
     server, port = transport.make_server(
         address,
         max_workers=max(16, 2 * world + 8),
-        credentials=credentials,
-        interceptors=interceptors,
+        token=token,
+        tls=tls,
+        on_reject=lambda reason, _method: metrics.AUTH_REJECTED.labels(reason).inc(),
     )
     pb_grpc.add_ParameterServerServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()

@@ -1,10 +1,24 @@
-"""`python -m trafficdl_operator [flags]`: the same as `trafficdl operator [flags]`."""
+"""`python -m trafficdl_operator [flags]`: the same as `trafficdl operator [flags]`.
+
+Builds a one-command app from trafficdl.commands.cluster instead of importing
+the whole `trafficdl` CLI, whose other commands reach torch: the operator image
+has none (import-linter checks this boundary).
+"""
 
 from __future__ import annotations
 
 import sys
 
-from trafficdl.cli import main
+import typer
+
+from trafficdl.commands import cluster
+
+
+def main() -> None:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    cluster.register(app)
+    app(prog_name="python -m trafficdl_operator")
+
 
 if __name__ == "__main__":
-    sys.exit(main(["operator", *sys.argv[1:]]))
+    sys.exit(main())

@@ -78,6 +78,36 @@ def _env(job: str, namespace: str, run_id: str, spec: JobSpec, role: str, rank: 
     return env
 
 
+SCRATCH = "scratch"
+RUN_AS = 10001
+
+
+def _hardening_and_probes(role: str) -> dict[str, Any]:
+    """Container security context and probes that mean something: the master serves
+    the standard gRPC health service (readiness: accepting workers; liveness: the
+    server answers), a worker's liveness is its metrics endpoint answering."""
+    out: dict[str, Any] = {
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+    }
+    if role == c.ROLE_MASTER:
+        probe = {"grpc": {"port": c.GRPC_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
+        out["readinessProbe"] = {**probe, "initialDelaySeconds": 2}
+        out["livenessProbe"] = {**probe, "initialDelaySeconds": 15, "failureThreshold": 6}
+    else:
+        out["livenessProbe"] = {
+            "httpGet": {"path": "/metrics", "port": c.METRICS_PORT_NAME},
+            "initialDelaySeconds": 15,
+            "periodSeconds": 20,
+            "timeoutSeconds": 5,
+            "failureThreshold": 6,
+        }
+    return out
+
+
 def _resources(tpl: PodTemplate) -> dict[str, Any]:
     res = {k: dict(v) for k, v in tpl.resources.items()}
     if tpl.gpus:
@@ -97,18 +127,31 @@ def _pod(job: str, name: str, role: str, rank: int | None, image: str, tpl: PodT
         "command": list(c.MASTER_COMMAND if role == c.ROLE_MASTER else c.WORKER_COMMAND),
         "env": env + list(tpl.env),
         "ports": ports,
-        "volumeMounts": [{"name": c.VOLUME_NAME, "mountPath": spec.mount_path}],
+        "volumeMounts": [
+            {"name": c.VOLUME_NAME, "mountPath": spec.mount_path},
+            # The root filesystem is read-only; HOME, TMPDIR and MPLCONFIGDIR point here.
+            {"name": SCRATCH, "mountPath": "/tmp"},
+        ],
         "resources": _resources(tpl),
     }
     if tpl.image_pull_policy:
         container["imagePullPolicy"] = tpl.image_pull_policy
+    container.update(_hardening_and_probes(role))
     pod_spec: dict[str, Any] = {
         # The operator, not the kubelet, restarts replicas: it counts restarts
         # against backoffLimit and reports them in status.
         "restartPolicy": "Never",
         "containers": [container],
-        "volumes": [{"name": c.VOLUME_NAME, **spec.volume}],
+        "volumes": [{"name": c.VOLUME_NAME, **spec.volume}, {"name": SCRATCH, "emptyDir": {}}],
         "hostname": name,
+        # The images run as this numeric non-root user (Dockerfile.master/worker).
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
     if tpl.node_selector:
         pod_spec["nodeSelector"] = dict(tpl.node_selector)

@@ -21,6 +21,13 @@ def master_status(
     run_id: Annotated[str, typer.Option(help="Run id (empty: whatever the master serves).")] = "",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    token_file: Annotated[
+        str,
+        typer.Option(
+            help="File holding the run token (default: $TRAFFICDL_TOKEN).",
+            envvar="TRAFFICDL_TOKEN_FILE",
+        ),
+    ] = "",
 ) -> None:
     """Show a running master's phase, progress, time, cost and figures."""
     import grpc
@@ -29,7 +36,7 @@ def master_status(
     from trafficdl.distributed.progress import PHASE_NAMES
     from trafficdl.rpc.client import ParameterServerClient
 
-    client = ParameterServerClient(master, run_id)
+    client = ParameterServerClient(master, run_id, token=_token(token_file))
     try:
         st = client.status(timeout=timeout)
     except grpc.RpcError as exc:
@@ -58,6 +65,13 @@ def master_status(
             f"test: accuracy {f.accuracy:.4f}  macro recall {f.macro_recall:.4f}  "
             f"macro F {f.macro_f1:.4f}"
         )
+
+
+def _token(token_file: str) -> str | None:
+    """The run token from a file or $TRAFFICDL_TOKEN (never a flag: `ps` would show it)."""
+    from trafficdl.rpc.credentials import token_from
+
+    return token_from(token_file)
 
 
 def register(app: typer.Typer) -> None:

@@ -313,6 +313,11 @@ def _print_advice(models: list[tuple[str, Any]], rows: list[dict[str, Any]]) -> 
         thr = f"{f['throughput_mb_s']:.3g} MB/s" if f["throughput_mb_s"] else "∞ (no exchange cost)"
         r2 = f", R² = {f['r2']:.3f} over {f['points']} runs" if f["r2"] is not None else ""
         console.print(f"[bold]{name}[/]: T(N) = {tm.t1:.4g}/N + {tm.a:.4g} s + X(N)/{thr}{r2}")
+        if 0 < tm.distinct_n < 3:
+            console.print(
+                f"[yellow]note:[/] only {tm.distinct_n} values of N for 3 parameters: the fit "
+                "passes through them and does not extrapolate; sweep more N"
+            )
         if tm.oversubscribed:
             console.print(
                 "[yellow]warning:[/] fitted on oversubscribed timings (more busy "

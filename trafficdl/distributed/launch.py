@@ -31,6 +31,7 @@ from trafficdl.distributed.progress import ProgressView
 from trafficdl.distributed.rundir import read_run
 from trafficdl.distributed.spec import check_dist_config
 from trafficdl.errors import TrafficdlError
+from trafficdl.rpc import credentials, security
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 
 READY_TIMEOUT = 180.0
@@ -118,7 +119,16 @@ def run_local(
     ports = list(metrics_ports or [])
     run_id = run_id or uuid.uuid4().hex[:12]
     threads = threads_per_worker(dist_cfg)
-    base_env = {**os.environ, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+    # One secret per run, handed to the children in their environment (never on a
+    # command line, which `ps` shows every user); extra_env may supply its own.
+    token = security.generate_token()
+    base_env = {
+        **os.environ,
+        credentials.TOKEN_ENV: token,
+        **(extra_env or {}),
+        "PYTHONUNBUFFERED": "1",
+    }
+    token = base_env[credentials.TOKEN_ENV]
     children: list[_Child] = []
     t0 = time.perf_counter()
     view = ProgressView(enabled=progress, on_status=on_status)
@@ -135,6 +145,7 @@ def run_local(
             "--run-id", run_id,
             "--bind", "127.0.0.1:0",
             "--ready-file", str(ready),
+            "--checkpoint-dir", str((out / "checkpoints" / run_id).resolve()),
             "--metrics-port", str(ports[0] if ports else 0),
             "--t1-seconds", str(t1_seconds or 0),
             "--linger", str(linger),
@@ -158,7 +169,7 @@ def run_local(
             }
             cmd = [sys.executable, "-m", "trafficdl_worker"]
             children.append(_spawn(f"worker-{rank}", cmd, env, logs))
-        view.start(f"127.0.0.1:{port}", run_id, train_cfg.epochs)
+        view.start(f"127.0.0.1:{port}", run_id, train_cfg.epochs, token=token)
         _supervise(children, view)
         run = read_run(out)
         view.finish(run)

@@ -32,8 +32,8 @@ class ProgressView:
         self._bar: Any = None
         self._task: Any = None
 
-    def start(self, target: str, run_id: str, epochs: int) -> None:
-        self.client = ParameterServerClient(target, run_id)
+    def start(self, target: str, run_id: str, epochs: int, *, token: str | None = None) -> None:
+        self.client = ParameterServerClient(target, run_id, token=token)
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

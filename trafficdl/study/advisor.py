@@ -85,6 +85,7 @@ class TimeModel:
     exchange: Exchange
     r2: float = math.nan  # goodness of fit (NaN when not fitted)
     points: int = 0
+    distinct_n: int = 0  # values of N fitted: below 3 the 3-parameter fit is not identified
     oversubscribed: bool = False  # fitted on contended timings
 
     def seconds(self, n: int) -> float:
@@ -141,6 +142,7 @@ def fit(records: Sequence[Record], exchange: Exchange) -> TimeModel:
         exchange=exchange,
         r2=r2,
         points=len(pts),
+        distinct_n=len(ns),
         oversubscribed=any(r.oversubscribed for r in pts),
     )
 

@@ -12,6 +12,7 @@ a call or went away mid-run (one line, no traceback), 1 a crash.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -23,10 +24,13 @@ from trafficdl.config import TrainConfig
 from trafficdl.dataset import Dataset
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.errors import TrafficdlError
-from trafficdl.rpc.client import ParameterServerClient
+from trafficdl.rpc import credentials
 from trafficdl.training.runtime import make_optimizer
 from trafficdl_worker import metrics
+from trafficdl_worker.resilience import ResilientClient, Rewind
 from trafficdl_worker.trainer import WorkerError, WorkerTrainer
+
+log = logging.getLogger("trafficdl.worker")
 
 
 def _env(name: str, default: str = "") -> str:
@@ -76,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=float(_env("CONNECT_TIMEOUT", "120")),
         help="seconds to wait for the master [TRAFFICDL_CONNECT_TIMEOUT]",
     )
+    credentials.add_arguments(p, server=False)
     return p.parse_args(argv)
 
 
@@ -88,10 +93,16 @@ def warm_up() -> None:
 def run(args: argparse.Namespace) -> int:
     metrics.serve(args.metrics_port)
     warm_up()
-    client = ParameterServerClient(args.master, args.run_id)
+    client = ResilientClient(
+        args.master,
+        args.run_id,
+        token=credentials.token(args),
+        tls=credentials.client_tls(args),
+        worker_id=socket.gethostname(),
+    )
     try:
         client.wait_ready(args.connect_timeout)
-        reg = client.register(args.rank, socket.gethostname())
+        reg = client.register(args.rank)
         spec = RunSpec.from_json(reg.run_config_json)
         if args.world_size and args.world_size != reg.world_size:
             raise TrafficdlError(f"world size {args.world_size} != the master's {reg.world_size}")
@@ -104,8 +115,16 @@ def run(args: argparse.Namespace) -> int:
         if threads > 0:
             torch.set_num_threads(threads)
         dataset = Dataset.open(args.dataset or spec.dataset)
-        trainer = WorkerTrainer(client, reg, spec, dataset)
-        result = trainer.train()
+        client.start_heartbeats(spec.dist.heartbeat_seconds)
+        if reg.resume_batches:
+            log.warning("rank %d resumes at batch %d", reg.rank, reg.resume_batches)
+        while True:
+            try:
+                result = WorkerTrainer(client, reg, spec, dataset).train()
+                break
+            except Rewind as rewind:  # the master lost acknowledged commits: redo them
+                log.warning("%s: restarting local training from there", rewind)
+                reg = rewind.registration
         client.leave(reg.rank, "finished")
         print(
             f"worker {result.rank}: {result.batches} batches, {result.commits} commits, "
@@ -114,10 +133,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     finally:
+        client.stop_heartbeats()
         client.close()
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     try:
         return run(args)

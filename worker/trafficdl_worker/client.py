@@ -51,7 +51,8 @@ class Exchanger:
         self.rule = rule
         self.rank = rank
         self.alpha = alpha
-        self.sequence = 0
+        self.sequence = 0  # = batches covered by the last commit (see _commit)
+        self.commits = 0
         self.counter = counter  # counter of the last pull
         self.last_pull = center.clone()  # x_pull for the delta rules
         self.run_done = False
@@ -69,7 +70,11 @@ class Exchanger:
         return pulled.center
 
     def _commit(self, contribution: torch.Tensor, progress: Progress, final: bool) -> None:
-        self.sequence += 1
+        # The sequence number is the rank's cumulative batch count: it grows with every
+        # commit *across worker restarts* (a restarted worker resumes at its last
+        # acknowledged batch), so the master's dedup of retried commits stays exact.
+        self.sequence = max(progress.batches_done, self.sequence + 1)
+        self.commits += 1
         header = pb.CommitHeader(
             rank=self.rank,
             based_on_counter=self.counter,

@@ -43,6 +43,17 @@ STALENESS = Histogram(
     buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
 )
 
+# Faults (docs/faults.md).
+RETRIES = Counter(
+    "trafficdl_worker_retries_total", "Calls to the master retried after a transient error"
+)
+REJOINS = Counter(
+    "trafficdl_worker_rejoins_total", "Registrations again after the master forgot this rank"
+)
+HEARTBEAT_FAILURES = Counter(
+    "trafficdl_worker_heartbeat_failures_total", "Heartbeats the master did not acknowledge"
+)
+
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Expose /metrics over HTTP on `port` (0 or negative: off)."""

@@ -154,7 +154,7 @@ class WorkerTrainer:
             rank=self.rank,
             batches=total - done,
             samples=samples,
-            commits=self.exchanger.sequence,
+            commits=self.exchanger.commits,
             seconds=seconds,
             exchange_seconds=self.exchanger.seconds,
         )

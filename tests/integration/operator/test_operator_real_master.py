@@ -49,7 +49,7 @@ class Kubelet:
 
     def __init__(self, cluster: Any, volume: Path, master_addr: str, logs: Path) -> None:
         self.cluster, self.volume, self.master_addr, self.logs = cluster, volume, master_addr, logs
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.procs: dict[str, asyncio.subprocess.Process] = {}  # by pod uid
 
     def _env(self, pod: dict[str, Any]) -> dict[str, str]:
         ctr = pod["spec"]["containers"][0]
@@ -60,8 +60,10 @@ class Kubelet:
                 ref = item["valueFrom"]["secretKeyRef"]
                 secret = self.cluster.live(SECRETS)[ref["name"]]
                 env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+            elif item["value"] == mount or item["value"].startswith(mount + "/"):
+                env[item["name"]] = str(self.volume) + item["value"][len(mount):]
             else:
-                env[item["name"]] = item["value"].replace(mount, str(self.volume))
+                env[item["name"]] = item["value"]
         env["TRAFFICDL_METRICS_PORT"] = "0"  # three processes share one host here
         env["TRAFFICDL_LINGER_SECONDS"] = "30"  # ended by the pod's deletion (cleanPodPolicy)
         if env["TRAFFICDL_ROLE"] == "master":
@@ -73,18 +75,20 @@ class Kubelet:
     async def sync(self) -> None:
         pods = self.cluster.pods()
         for name, pod in pods.items():
-            if name not in self.procs:
+            uid = pod["metadata"]["uid"]
+            if uid not in self.procs:
                 cmd = [sys.executable, *pod["spec"]["containers"][0]["command"][1:]]
-                log = (self.logs / f"{name}.log").open("wb")
-                self.procs[name] = await asyncio.create_subprocess_exec(
-                    *cmd, env=self._env(pod), stdout=log, stderr=asyncio.subprocess.STDOUT)
+                with (self.logs / f"{name}.log").open("ab") as log:
+                    self.procs[uid] = await asyncio.create_subprocess_exec(
+                        *cmd, env=self._env(pod), stdout=log, stderr=asyncio.subprocess.STDOUT)
                 await self.cluster.set_pod(name, "Running")
-            elif self.procs[name].returncode is not None and \
+            elif self.procs[uid].returncode is not None and \
                     pod.get("status", {}).get("phase") == "Running":
-                code = self.procs[name].returncode
+                code = self.procs[uid].returncode
                 await self.cluster.set_pod(name, "Succeeded" if code == 0 else "Failed", code)
-        for name, proc in self.procs.items():
-            if name not in pods and proc.returncode is None:
+        live = {pod["metadata"]["uid"] for pod in pods.values()}
+        for uid, proc in self.procs.items():
+            if uid not in live and proc.returncode is None:
                 proc.terminate()
 
     async def stop(self) -> None:
@@ -116,7 +120,7 @@ async def test_real_master_and_workers_train_and_report_figures(cluster, operato
     task = asyncio.create_task(run_kubelet())
     try:
         await eventually(lambda: cluster.status("real").get("phase") in ("Succeeded", "Failed"),
-                         timeout=240, what="the real run to finish")
+                         timeout=120, what="the real run to finish")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

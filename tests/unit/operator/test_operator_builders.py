@@ -54,9 +54,19 @@ def test_worker_pod_carries_the_contract(minimal):
     cfg = json.loads(e["TRAFFICDL_RUN_CONFIG"])
     assert from_dict(TrainConfig, cfg["train"]).model == "lstm"
     assert from_dict(DistConfig, cfg["dist"]).workers == 3
-    assert pod["spec"]["volumes"] == [{"name": "data",
-                                       "persistentVolumeClaim": {"claimName": "data"}}]
-    assert ctr["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    assert pod["spec"]["volumes"] == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+        {"name": "scratch", "emptyDir": {}},
+    ]
+    assert ctr["volumeMounts"] == [{"name": "data", "mountPath": "/data"},
+                                   {"name": "scratch", "mountPath": "/tmp"}]
+    # Hardened like the images: non-root, read-only root, no capabilities.
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert ctr["securityContext"] == {"allowPrivilegeEscalation": False,
+                                      "readOnlyRootFilesystem": True,
+                                      "capabilities": {"drop": ["ALL"]}}
+    assert ctr["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert "readinessProbe" not in ctr
 
 
 def test_master_pod_has_grpc_port_linger_and_no_rank(minimal):
@@ -69,6 +79,9 @@ def test_master_pod_has_grpc_port_linger_and_no_rank(minimal):
     assert "TRAFFICDL_RANK" not in e and e["TRAFFICDL_WORLD_SIZE"] == "2"
     assert float(e["TRAFFICDL_LINGER_SECONDS"]) == SETTINGS.master_linger_seconds
     assert ctr["env"][-1]["name"] == "TRAFFICDL_TOKEN"
+    # Probes use the standard gRPC health service the master serves.
+    assert ctr["readinessProbe"]["grpc"] == {"port": 50051}
+    assert ctr["livenessProbe"]["grpc"] == {"port": 50051}
 
 
 def test_pod_template_gpus_scheduling_and_extra_env(minimal):

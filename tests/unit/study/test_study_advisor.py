@@ -26,9 +26,21 @@ def records(model: TimeModel, ns: list[int], folds: int = 3, noise: float = 0.0)
     for n in ns:
         for f in range(folds):
             t = model.seconds(n) * (1 + noise * rng.standard_normal())
-            out.append(Record(cell=f"c{n}", model="lstm", workers=n, window="1e",
-                              algorithm="aeasgd", preset="paper", fold=f, folds=folds,
-                              t_s=t, wtpe_s=t / 10, epochs=10))
+            out.append(
+                Record(
+                    cell=f"c{n}",
+                    model="lstm",
+                    workers=n,
+                    window="1e",
+                    algorithm="aeasgd",
+                    preset="paper",
+                    fold=f,
+                    folds=folds,
+                    t_s=t,
+                    wtpe_s=t / 10,
+                    epochs=10,
+                )
+            )
     return out
 
 
@@ -85,8 +97,7 @@ def test_pricier_master_moves_the_optimum_up() -> None:
 
 
 def test_from_throughput_and_batch_windows() -> None:
-    ex = Exchange(model_bytes=1_000_000, epochs=2, train_rows=1000, batch_size=50,
-                  window_batches=5)
+    ex = Exchange(model_bytes=1_000_000, epochs=2, train_rows=1000, batch_size=50, window_batches=5)
     # 1000 rows / 4 workers = 250 rows = 5 batches per epoch: 2 commits per worker
     assert ex.commits_per_worker(4) == pytest.approx(2.0)
     assert ex.bytes(4) == pytest.approx(4 * 2 * 2 * 1_000_000)

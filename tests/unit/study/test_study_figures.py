@@ -15,17 +15,40 @@ from trafficdl.study.report import write_report
 LABELS = ["a", "b", "c"]
 
 
-def rec(model: str, n: int, fold: int, *, preset: str = "paper", window: str = "1e",
-        period: float = 1.0, cores: int = 2) -> Record:
+def rec(
+    model: str,
+    n: int,
+    fold: int,
+    *,
+    preset: str = "paper",
+    window: str = "1e",
+    period: float = 1.0,
+    cores: int = 2,
+) -> Record:
     cid = f"{model}-central" if n == 0 else f"{model}-n{n}-w{window}-aeasgd-{preset}"
     f = 0.95 - (0.02 * n if preset == "paper" and n else 0.002 * n) - 0.01 * fold
     t = 100.0 / max(n, 1) + n
-    r = Record(cell=cid, model=model, workers=n, window="-" if n == 0 else window,
-               algorithm="-" if n == 0 else "aeasgd", preset="-" if n == 0 else preset,
-               fold=fold, folds=3, t_s=t, wtpe_s=t / 10, epochs=10, accuracy=f,
-               macro_recall=f, macro_f=f, period_epochs=0.0 if n == 0 else period,
-               confusion=[[8, 1, 0], [0, 9, 0], [0, 2, 7]], labels=LABELS, threads=1,
-               cpu_count=cores)
+    r = Record(
+        cell=cid,
+        model=model,
+        workers=n,
+        window="-" if n == 0 else window,
+        algorithm="-" if n == 0 else "aeasgd",
+        preset="-" if n == 0 else preset,
+        fold=fold,
+        folds=3,
+        t_s=t,
+        wtpe_s=t / 10,
+        epochs=10,
+        accuracy=f,
+        macro_recall=f,
+        macro_f=f,
+        period_epochs=0.0 if n == 0 else period,
+        confusion=[[8, 1, 0], [0, 9, 0], [0, 2, 7]],
+        labels=LABELS,
+        threads=1,
+        cpu_count=cores,
+    )
     return finish_record(r, (0.698, 0.698), "EUR")
 
 
@@ -53,14 +76,21 @@ def write(tmp: Path, recs: list[Record]) -> Path:
 def test_fig2_panels_series_and_bands() -> None:
     fig = figures.fig2(summarize(study()))
     axes = fig.axes
-    assert [a.get_title() for a in axes] == ["(a) WTPE vs N", "(b) cost vs N",
-                                             "(c) F-measure vs N"]
+    assert [a.get_title() for a in axes] == ["(a) WTPE vs N", "(b) cost vs N", "(c) F-measure vs N"]
     assert [a.get_ylabel() for a in axes] == ["WTPE [s]", "cost [EUR]", "macro F-measure"]
     assert all(a.get_xlabel() == "number of workers N" for a in axes)
     labels = [line.get_label() for line in axes[0].get_lines()]
     # 2 models x 2 presets, plus one ideal curve per model
-    assert sorted(labels) == sorted(["cnn1d (paper)", "cnn1d (robust)", "lstm (paper)",
-                                     "lstm (robust)", "cnn1d ideal", "lstm ideal"])
+    assert sorted(labels) == sorted(
+        [
+            "cnn1d (paper)",
+            "cnn1d (robust)",
+            "lstm (paper)",
+            "lstm (robust)",
+            "cnn1d ideal",
+            "lstm ideal",
+        ]
+    )
     assert len(axes[0].collections) == 4  # one ±3σ band per series
     f_labels = [line.get_label() for line in axes[2].get_lines()]
     assert "cnn1d centralized" in f_labels and "lstm centralized" in f_labels
@@ -125,8 +155,17 @@ def test_report_without_oversubscription_has_no_warning(tmp_path: Path) -> None:
 
 def test_report_lists_failed_folds(tmp_path: Path) -> None:
     recs = study()
-    bad = Record(cell="lstm-n2-w1e-aeasgd-paper", model="lstm", workers=2, window="1e",
-                 algorithm="aeasgd", preset="paper", fold=5, folds=6, status="failed",
-                 error="RuntimeError: worker 1 died")
+    bad = Record(
+        cell="lstm-n2-w1e-aeasgd-paper",
+        model="lstm",
+        workers=2,
+        window="1e",
+        algorithm="aeasgd",
+        preset="paper",
+        fold=5,
+        folds=6,
+        status="failed",
+        error="RuntimeError: worker 1 died",
+    )
     text = write_report(write(tmp_path, [*recs, bad])).read_text()
     assert "worker 1 died" in text

@@ -22,21 +22,41 @@ from trafficdl.study.kube import (
 from trafficdl.study.records import Cell
 from trafficdl.study.sweep import CellTask
 
-SETTINGS = KubeSettings(volume={"persistentVolumeClaim": {"claimName": "data"}},
-                        dataset_path="ds", namespace="ml", poll_seconds=0.0,
-                        timeout_seconds=10.0)
-STATUS = {"phase": "Succeeded", "trainingSeconds": 12.5, "wtpeSeconds": 2.5, "epochs": 5,
-          "figures": {"accuracy": 0.9, "macroRecall": 0.85, "macroF1": 0.8, "macroPrecision": 0.8},
-          "runId": "abc"}
+SETTINGS = KubeSettings(
+    volume={"persistentVolumeClaim": {"claimName": "data"}},
+    dataset_path="ds",
+    namespace="ml",
+    poll_seconds=0.0,
+    timeout_seconds=10.0,
+)
+STATUS = {
+    "phase": "Succeeded",
+    "trainingSeconds": 12.5,
+    "wtpeSeconds": 2.5,
+    "epochs": 5,
+    "figures": {"accuracy": 0.9, "macroRecall": 0.85, "macroF1": 0.8, "macroPrecision": 0.8},
+    "runId": "abc",
+}
 
 
 def task(n: int = 4, folds: int = 3, fold: int = 1, tmp: Path = Path("/tmp")) -> CellTask:
     return CellTask(
-        cell=Cell("lstm", n, "7b", "aeasgd", "robust"), fold=fold, folds=folds, dataset=tmp,
-        train_idx=np.arange(80), test_idx=np.arange(80, 100),
+        cell=Cell("lstm", n, "7b", "aeasgd", "robust"),
+        fold=fold,
+        folds=folds,
+        dataset=tmp,
+        train_idx=np.arange(80),
+        test_idx=np.arange(80, 100),
         train_cfg=TrainConfig(model="lstm", epochs=5, lr=0.002),
-        dist_cfg=DistConfig(workers=n, window=7, rho=5.0, elastic_lr=0.02, worker_price=0.5,
-                            master_price=1.5, currency="USD"),
+        dist_cfg=DistConfig(
+            workers=n,
+            window=7,
+            rho=5.0,
+            elastic_lr=0.02,
+            worker_price=0.5,
+            master_price=1.5,
+            currency="USD",
+        ),
         work_dir=tmp,
     )
 
@@ -50,8 +70,9 @@ class FakeApi:
         self.statuses = statuses
         self.conflict = conflict
 
-    def create_namespaced_custom_object(self, group: str, version: str, namespace: str,
-                                        plural: str, body: dict[str, Any]) -> Any:
+    def create_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, body: dict[str, Any]
+    ) -> Any:
         assert (group, version, plural) == ("trafficdl.io", "v1alpha1", "traffictrainingjobs")
         assert namespace == body["metadata"]["namespace"]
         self.created.append(body)
@@ -61,8 +82,9 @@ class FakeApi:
             raise err
         return body
 
-    def get_namespaced_custom_object(self, group: str, version: str, namespace: str,
-                                     plural: str, name: str) -> Any:
+    def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> Any:
         self.gets.append(name)
         return {"status": self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]}
 
@@ -72,14 +94,25 @@ def test_manifest_maps_configs_onto_the_crd() -> None:
     assert job["apiVersion"] == "trafficdl.io/v1alpha1" and job["kind"] == "TrafficTrainingJob"
     spec = job["spec"]
     assert spec["train"]["model"] == "lstm" and spec["train"]["lr"] == 0.002
-    assert spec["train"]["batchSize"] == 50 and (spec["train"]["folds"], spec["train"]["fold"]) \
-        == (3, 1)
-    assert spec["distribution"] == {"algorithm": "aeasgd", "window": 7, "windowEpochs": 1.0,
-                                    "rho": 5.0, "elasticLr": 0.02, "wireDtype": "float32",
-                                    "syncTimeoutSeconds": 60.0}
+    assert spec["train"]["batchSize"] == 50 and (spec["train"]["folds"], spec["train"]["fold"]) == (
+        3,
+        1,
+    )
+    assert spec["distribution"] == {
+        "algorithm": "aeasgd",
+        "window": 7,
+        "windowEpochs": 1.0,
+        "rho": 5.0,
+        "elasticLr": 0.02,
+        "wireDtype": "float32",
+        "syncTimeoutSeconds": 60.0,
+    }
     assert spec["scale"]["workers"] == 4
-    assert spec["pricing"] == {"workerHourlyPrice": 0.5, "masterHourlyPrice": 1.5,
-                               "currency": "USD"}
+    assert spec["pricing"] == {
+        "workerHourlyPrice": 0.5,
+        "masterHourlyPrice": 1.5,
+        "currency": "USD",
+    }
     assert spec["data"]["datasetPath"] == "ds" and spec["data"]["volume"] == SETTINGS.volume
     assert job["metadata"]["namespace"] == "ml"
     # the CRD file of the chart accepts every field we set (structural schema check)
@@ -87,8 +120,9 @@ def test_manifest_maps_configs_onto_the_crd() -> None:
     if crd.is_file():
         import yaml
 
-        props = yaml.safe_load(crd.read_text())["spec"]["versions"][0]["schema"][
-            "openAPIV3Schema"]["properties"]["spec"]["properties"]
+        props = yaml.safe_load(crd.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
+            "properties"
+        ]["spec"]["properties"]
         for section in ("distribution", "scale", "pricing", "data"):
             assert set(spec[section]) <= set(props[section]["properties"]), section
         unknown = set(spec["train"]) - set(props["train"]["properties"])
@@ -113,14 +147,22 @@ def test_runner_polls_until_succeeded_and_collects_status() -> None:
 
 
 def test_conflict_reattaches_and_run_json_adds_confusion(tmp_path: Path) -> None:
-    s = KubeSettings(volume={"emptyDir": {}}, dataset_path="ds", local_mount=tmp_path,
-                     poll_seconds=0)
+    s = KubeSettings(
+        volume={"emptyDir": {}}, dataset_path="ds", local_mount=tmp_path, poll_seconds=0
+    )
     t = task()
     name = build_job(t, s)["metadata"]["name"]
     run_dir = tmp_path / "runs" / name
     run_dir.mkdir(parents=True)
-    run_dir.joinpath("run.json").write_text(json.dumps(
-        {"split": {"train": 80, "test": 20}, "confusion": [[9, 1], [2, 8]], "labels": ["a", "b"]}))
+    run_dir.joinpath("run.json").write_text(
+        json.dumps(
+            {
+                "split": {"train": 80, "test": 20},
+                "confusion": [[9, 1], [2, 8]],
+                "labels": ["a", "b"],
+            }
+        )
+    )
     res = KubeRunner(FakeApi([STATUS], conflict=True), s, sleep=lambda x: None)(t)
     assert res.confusion == [[9, 1], [2, 8]] and res.labels == ["a", "b"]
     run_dir.joinpath("run.json").write_text(json.dumps({"split": {"train": 99, "test": 1}}))
@@ -129,9 +171,17 @@ def test_conflict_reattaches_and_run_json_adds_confusion(tmp_path: Path) -> None
 
 
 def test_failed_job_and_timeout_and_bad_status_are_errors() -> None:
-    failed = {"phase": "Failed", "conditions": [
-        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-         "message": "worker-2 failed 4 times"}]}
+    failed = {
+        "phase": "Failed",
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "worker-2 failed 4 times",
+            }
+        ],
+    }
     with pytest.raises(KubeRunError, match="worker-2 failed 4 times"):
         KubeRunner(FakeApi([failed]), SETTINGS, sleep=lambda s: None)(task())
     now = [0.0]
@@ -140,10 +190,13 @@ def test_failed_job_and_timeout_and_bad_status_are_errors() -> None:
         now[0] += 6.0
 
     with pytest.raises(KubeRunError, match="still Running"):
-        KubeRunner(FakeApi([{"phase": "Running"}]), SETTINGS, sleep=sleep,
-                   clock=lambda: now[0])(task())
+        KubeRunner(FakeApi([{"phase": "Running"}]), SETTINGS, sleep=sleep, clock=lambda: now[0])(
+            task()
+        )
     with pytest.raises(KubeRunError, match=r"figures\.macroF1"):
-        result_from_status({"trainingSeconds": 1, "wtpeSeconds": 1,
-                            "figures": {"accuracy": 1, "macroRecall": 1}}, task())
+        result_from_status(
+            {"trainingSeconds": 1, "wtpeSeconds": 1, "figures": {"accuracy": 1, "macroRecall": 1}},
+            task(),
+        )
     with pytest.raises(KubeRunError, match="centralized"):
         build_job(task(n=0), SETTINGS)

@@ -43,10 +43,15 @@ class FakeRunner:
         n = max(task.cell.workers, 1)
         labels = ["app0", "app1", "app2"]
         return CellResult(
-            t_s=100.0 / n + 2.0 * n, wtpe_s=10.0 / n + 0.2 * n, epochs=10,
-            accuracy=0.9 - 0.01 * n, macro_recall=0.9 - 0.01 * n,
+            t_s=100.0 / n + 2.0 * n,
+            wtpe_s=10.0 / n + 0.2 * n,
+            epochs=10,
+            accuracy=0.9 - 0.01 * n,
+            macro_recall=0.9 - 0.01 * n,
             macro_f=0.9 - 0.01 * n - 0.001 * task.fold,
-            confusion=[[5, 1, 0], [0, 6, 0], [1, 0, 5]], labels=labels, threads=1,
+            confusion=[[5, 1, 0], [0, 6, 0], [1, 0, 5]],
+            labels=labels,
+            threads=1,
         )
 
 
@@ -202,7 +207,25 @@ def test_record_json_has_no_nan(tmp_path: Path) -> None:
     line = (tmp_path / "o" / "records.jsonl").read_text().splitlines()[0]
     assert "NaN" not in line
     data = json.loads(line)
-    for key in ("model", "workers", "window", "fold", "wtpe_s", "t_s", "cost", "ideal_t_s",
-                "node_hours", "accuracy", "macro_recall", "macro_f", "confusion", "cpu_count",
-                "threads", "device", "oversubscribed", "preset", "algorithm"):
+    for key in (
+        "model",
+        "workers",
+        "window",
+        "fold",
+        "wtpe_s",
+        "t_s",
+        "cost",
+        "ideal_t_s",
+        "node_hours",
+        "accuracy",
+        "macro_recall",
+        "macro_f",
+        "confusion",
+        "cpu_count",
+        "threads",
+        "device",
+        "oversubscribed",
+        "preset",
+        "algorithm",
+    ):
         assert key in data

@@ -1,0 +1,42 @@
+"""Presets: the paper's dist-keras defaults, and the robust rule's scaling with N."""
+
+from __future__ import annotations
+
+import pytest
+
+from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.study import presets
+from trafficdl.study.presets import PresetError
+
+TRAIN = TrainConfig(model="lstm", batch_size=50, lr=1e-3)
+
+
+@pytest.mark.parametrize("n", [1, 2, 16])
+def test_paper_is_alpha_half_whatever_n(n: int) -> None:
+    train, dist = presets.apply("paper", TRAIN, DistConfig(workers=n, rho=1.0), n)
+    assert dist.alpha == pytest.approx(0.5)
+    assert train == TRAIN and dist.window == 0  # the cell's window is kept
+
+
+def test_robust_holds_total_pull_and_steps_per_epoch() -> None:
+    train, dist = presets.apply("robust", TRAIN, DistConfig(workers=16, window_epochs=1.0), 16)
+    assert dist.alpha * 16 == pytest.approx(0.9)
+    assert train.batch_size == 3  # 50 / 16: a worker steps as often as the centralized trainer
+    assert dist.window == presets.ROBUST_WINDOW
+    assert (train.lr, train.epochs) == (TRAIN.lr, TRAIN.epochs)
+
+
+def test_robust_keeps_shorter_windows_and_small_n_defaults() -> None:
+    _, dist = presets.apply("robust", TRAIN, DistConfig(workers=4, window=2), 4)
+    assert dist.window == 2
+    train, dist = presets.apply("robust", TRAIN, DistConfig(workers=1), 1)
+    assert dist.alpha == pytest.approx(0.5) and train.batch_size == 50  # N = 1: as the paper
+    train, _ = presets.apply("robust", TrainConfig(batch_size=8), DistConfig(workers=64), 64)
+    assert train.batch_size == 1
+
+
+def test_none_and_unknown() -> None:
+    d = DistConfig(workers=3, rho=2.0, elastic_lr=0.2)
+    assert presets.apply("none", TRAIN, d, 3) == (TRAIN, d)
+    with pytest.raises(PresetError, match="unknown preset"):
+        presets.apply("fastest", TRAIN, d, 3)

@@ -1,0 +1,98 @@
+"""Where a process finds the run's token and TLS files: flags and TRAFFICDL_* variables.
+
+Only process entry points (`trafficdl_master`, `trafficdl_worker`, the
+`master-status` command) call this; everything below them receives values.
+The token is never a flag value: a command line is readable by every user of
+the host (`ps`), so it comes from the environment (`TRAFFICDL_TOKEN`, which
+the launcher sets and the operator fills from the run's Secret) or from a file
+(`--token-file` / `TRAFFICDL_TOKEN_FILE`, a mounted Secret).
+
+TLS files come from flags or `TRAFFICDL_TLS_CERT`, `TRAFFICDL_TLS_KEY`,
+`TRAFFICDL_TLS_CA` (and `TRAFFICDL_TLS_SERVER_NAME` for a client). On the
+master, CERT/KEY are its certificate and CA, when given, is the CA that
+client certificates must be signed by (mutual TLS). On a worker, CA verifies
+the master and CERT/KEY, when given, are its client certificate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from trafficdl.rpc.security import (
+    ClientTls,
+    SecurityError,
+    ServerTls,
+    read_token_file,
+    validate_token,
+)
+
+TOKEN_ENV = "TRAFFICDL_TOKEN"
+TOKEN_FILE_ENV = "TRAFFICDL_TOKEN_FILE"
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None:
+    """The --token-file and --tls-* flags, defaults from TRAFFICDL_* variables."""
+    env = os.environ.get
+    parser.add_argument(
+        "--token-file",
+        default=env(TOKEN_FILE_ENV, ""),
+        help=f"file holding the run token [{TOKEN_FILE_ENV}]; or set {TOKEN_ENV} itself",
+    )
+    cert_help = "this master's TLS certificate" if server else "client certificate for mTLS"
+    parser.add_argument("--tls-cert", default=env("TRAFFICDL_TLS_CERT", ""),
+                        help=f"{cert_help} (PEM) [TRAFFICDL_TLS_CERT]")  # fmt: skip
+    parser.add_argument("--tls-key", default=env("TRAFFICDL_TLS_KEY", ""),
+                        help="its private key (PEM) [TRAFFICDL_TLS_KEY]")  # fmt: skip
+    ca_help = (
+        "CA that workers' client certificates must chain to: enables mutual TLS"
+        if server
+        else "CA that verifies the master's certificate (enables TLS; empty: plaintext)"
+    )
+    parser.add_argument("--tls-ca", default=env("TRAFFICDL_TLS_CA", ""),
+                        help=f"{ca_help} [TRAFFICDL_TLS_CA]")  # fmt: skip
+    if not server:
+        parser.add_argument("--tls-server-name", default=env("TRAFFICDL_TLS_SERVER_NAME", ""),
+                            help="name to check in the master's certificate "
+                                 "[TRAFFICDL_TLS_SERVER_NAME]")  # fmt: skip
+
+
+def token(args: argparse.Namespace) -> str | None:
+    """The run token from --token-file, else $TRAFFICDL_TOKEN; None when neither is set."""
+    return token_from(args.token_file)
+
+
+def token_from(token_file: str) -> str | None:
+    """The run token from `token_file` (if given), else $TRAFFICDL_TOKEN, else None."""
+    if token_file:
+        return read_token_file(token_file)
+    value = os.environ.get(TOKEN_ENV, "")
+    return validate_token(value) if value.strip() else None
+
+
+def server_tls(args: argparse.Namespace) -> ServerTls | None:
+    """The master's TLS settings, or None for plaintext."""
+    if not (args.tls_cert or args.tls_key or args.tls_ca):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise SecurityError("TLS needs both --tls-cert and --tls-key (TRAFFICDL_TLS_CERT/KEY)")
+    return ServerTls(
+        cert_file=Path(args.tls_cert),
+        key_file=Path(args.tls_key),
+        client_ca_file=Path(args.tls_ca) if args.tls_ca else None,
+    )
+
+
+def client_tls(args: argparse.Namespace) -> ClientTls | None:
+    """A worker's TLS settings, or None for plaintext."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SecurityError("mutual TLS needs both --tls-cert and --tls-key, or neither")
+    return ClientTls(
+        ca_file=Path(args.tls_ca) if args.tls_ca else None,
+        cert_file=Path(args.tls_cert) if args.tls_cert else None,
+        key_file=Path(args.tls_key) if args.tls_key else None,
+        server_name=args.tls_server_name or None,
+    )
