@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 .PHONY: help venv system-deps test lint unit demo bench protos protos-check images e2e-kind clean
 
@@ -46,9 +47,9 @@ protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
 images:
-	docker build --build-arg REVISION=$$(git rev-parse HEAD) -f Dockerfile.master -t trafficdl-master:dev .
-	docker build --build-arg REVISION=$$(git rev-parse HEAD) -f Dockerfile.worker -t trafficdl-worker:dev .
-	docker build --build-arg REVISION=$$(git rev-parse HEAD) -f Dockerfile.operator -t trafficdl-operator:dev .
+	docker build --build-arg REVISION=$(REVISION) -f Dockerfile.master -t trafficdl-master:dev .
+	docker build --build-arg REVISION=$(REVISION) -f Dockerfile.worker -t trafficdl-worker:dev .
+	docker build --build-arg REVISION=$(REVISION) -f Dockerfile.operator -t trafficdl-operator:dev .
 
 e2e-kind: $(STAMP)
 	bash scripts/e2e-kind.sh

@@ -92,7 +92,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
                 world_size=self.center.state.world_size,
                 run_config_json=self.spec.to_json(),
                 update_counter=counter,
-                resume_batches=w.batches_done if w.commits else 0,
+                resume_batches=w.acked_batches,  # last acknowledged commit, not heartbeats
                 tensor=info,
             )
         )

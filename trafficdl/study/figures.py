@@ -122,7 +122,9 @@ def fig3(
         (s for s in dist if s.cell.model == model and s.cell.preset == preset),
         key=lambda s: s.cell.workers,
     )
-    chosen += _spread(ns, max_panels - len(chosen))
+    several = [s for s in ns if s.cell.workers >= 2]  # the paper shows N in {2, 4, 16}
+    k = max_panels - len(chosen)
+    chosen += _spread(several if len(several) >= k else ns, k)
     if not chosen:
         return None
     fig = Figure(figsize=(4.2 * len(chosen), 4.0), layout="constrained")

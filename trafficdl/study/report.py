@@ -183,11 +183,15 @@ def build_html(out_dir: str | Path) -> str:
         "<h2>Run environment</h2>",
         _environment(recs, sweep),
     ]
-    for name, fig in (
+    presets = sorted({s.cell.preset for s in summaries if not s.cell.centralized})
+    shown = [
         ("Fig. 2: WTPE, cost and F-measure vs N", figs.fig2(summaries)),
-        ("Fig. 3: confusion matrices", figs.fig3(summaries)),
+        *[(f"Fig. 3: confusion matrices ({p})", figs.fig3(summaries, preset=p)) for p in presets],
         ("Fig. 4: update period", figs.fig4(summaries)),
-    ):
+    ]
+    if not presets:
+        shown.insert(1, ("Fig. 3: confusion matrices", figs.fig3(summaries)))
+    for name, fig in shown:
         if fig is not None:
             parts.append(
                 f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" '

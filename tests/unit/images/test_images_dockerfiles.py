@@ -196,7 +196,9 @@ def test_build_context_leaves_out_local_state(dockerignore: DockerIgnore, path: 
 
 def test_make_images_builds_the_tags_the_kind_scenario_uses() -> None:
     makefile = (REPO / "Makefile").read_text()
-    built = dict(re.findall(r"docker build -f Dockerfile\.(\w+) -t (\S+) \.", makefile))
+    built = dict(re.findall(
+        r"docker build (?:--build-arg \S+ )*-f Dockerfile\.(\w+) -t (\S+) \.", makefile
+    ))
     assert set(built) == set(IMAGES)
     values = yaml.safe_load((REPO / "charts/trafficdl/ci/kind-e2e-values.yaml").read_text())
     op = values["operator"]
