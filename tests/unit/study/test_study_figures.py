@@ -107,7 +107,7 @@ def test_fig3_confusion_panels_in_log_percent() -> None:
     fig = figures.fig3(summarize(study()), model="cnn1d", preset="paper")
     assert fig is not None
     panels = [a for a in fig.axes if a.get_title()]
-    assert [a.get_title() for a in panels] == ["centralized", "N = 1", "N = 4", "N = 16"]
+    assert [a.get_title() for a in panels] == ["centralized", "N = 2", "N = 8", "N = 16"]
     img = panels[0].get_images()[0]
     assert type(img.norm).__name__ == "LogNorm"
     data = img.get_array()
@@ -140,7 +140,7 @@ def test_report_is_self_contained_and_warns_when_oversubscribed(tmp_path: Path) 
     path = write_report(write(tmp_path, study(cores=2)))
     text = path.read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
-    assert len(images) == 3
+    assert len(images) == 4  # Fig. 2, Fig. 3 for each preset, Fig. 4
     assert base64.b64decode(images[0])[:4] == b"\x89PNG"
     assert "http://" not in text and "https://" not in text and "<script" not in text
     assert "Oversubscribed" in text and "N = 16 workers" in text
