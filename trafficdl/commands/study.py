@@ -261,7 +261,6 @@ def _models(
     ]
     meta = directory / "sweep.json"
     pin = json.loads(meta.read_text()).get("pin", {}) if meta.is_file() else {}
-    batch = int(pin.get("train_config", {}).get("batch_size", _T.batch_size))
     wire = str(pin.get("dist_config", {}).get("wire_dtype", "float32"))
     groups: dict[str, list[Any]] = {}
     for r in recs:
@@ -269,7 +268,7 @@ def _models(
     fits, errors = [], []
     for name, rs in sorted(groups.items()):
         try:
-            fits.append((name, adv.fit(rs, adv.exchange_of(rs, batch, wire))))
+            fits.append((name, adv.fit(rs, adv.exchange_of(rs, wire))))
         except adv.AdvisorError as exc:
             errors.append(f"{name}: {exc}")
     if not fits:

@@ -78,6 +78,9 @@ class _Child:
     name: str
     proc: subprocess.Popen
     log: Path
+    cmd: list[str] | None = None
+    env: dict[str, str] | None = None
+    restarts: int = 0
 
 
 def threads_per_worker(dist: DistConfig) -> int:
@@ -100,13 +103,17 @@ def run_local(
     metrics_ports: Sequence[int] | None = None,
     extra_env: dict[str, str] | None = None,
     linger: float = 0.0,
+    worker_restarts: int = 3,
 ) -> LocalRunResult:
     """Train with a master and `dist_cfg.workers` worker processes on loopback.
 
     `metrics_ports` = [master, worker 0, worker 1, ...] exposes Prometheus
     metrics on those ports (missing entries: off); `linger` keeps the master (its
-    Status and metrics) up that many seconds after the run. Raises a TrafficdlError
-    subclass for bad input and for a failed child; returns run.json's figures.
+    Status and metrics) up that many seconds after the run. A worker that crashes
+    is restarted with its rank up to `worker_restarts` times (it resumes from its
+    last acknowledged commit). The run's token goes to the children in
+    TRAFFICDL_TOKEN. Raises a TrafficdlError subclass for bad input and for a
+    failed child; returns run.json's figures.
     """
     if dist_cfg.workers < 1:
         raise TrafficdlError("a distributed run needs --workers >= 1 (0 is the centralized mode)")
@@ -170,7 +177,7 @@ def run_local(
             cmd = [sys.executable, "-m", "trafficdl_worker"]
             children.append(_spawn(f"worker-{rank}", cmd, env, logs))
         view.start(f"127.0.0.1:{port}", run_id, train_cfg.epochs, token=token)
-        _supervise(children, view)
+        _supervise(children, view, worker_restarts)
         run = read_run(out)
         view.finish(run)
     finally:
@@ -187,11 +194,13 @@ def run_local(
     )
 
 
-def _spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path) -> _Child:
+def _spawn(
+    name: str, cmd: list[str], env: dict[str, str], logs: Path, *, append: bool = False
+) -> _Child:
     log = logs / f"{name}.log"
-    with log.open("wb") as fh:  # the child keeps its own descriptor
+    with log.open("ab" if append else "wb") as fh:  # the child keeps its own descriptor
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    return _Child(name, proc, log)
+    return _Child(name, proc, log, cmd, env)
 
 
 def _wait_ready(ready: Path, master: _Child) -> int:
@@ -205,18 +214,33 @@ def _wait_ready(ready: Path, master: _Child) -> int:
     raise DistributedRunError(f"the master did not start in {READY_TIMEOUT:.0f} s")
 
 
-def _supervise(children: list[_Child], view: ProgressView) -> None:
-    """Wait for the master to exit; any failed child ends the run with its error."""
+def _supervise(children: list[_Child], view: ProgressView, worker_restarts: int = 0) -> None:
+    """Wait for the master to exit; a crashed worker is restarted with the same rank (it
+    resumes from its last acknowledged commit) up to `worker_restarts` times, as a pod's
+    restart policy would; any other failed child ends the run with its error."""
     master = children[0]
     while True:
-        for child in children:
+        for i, child in enumerate(children):
             rc = child.proc.poll()
             if rc not in (None, 0):
-                raise _failure(child)
+                # Exit code 2 is a user error (bad flag, dataset): a restart cannot help.
+                if child is master or rc == 2 or child.restarts >= worker_restarts:
+                    raise _failure(child)
+                children[i] = _restart(child, rc)
         if master.proc.poll() == 0:
             return
         view.update()
         time.sleep(0.2)
+
+
+def _restart(child: _Child, rc: int) -> _Child:
+    with child.log.open("ab") as fh:
+        fh.write(f"launcher: {child.name} exited with code {rc}; restarting it "
+                 f"({child.restarts + 1})\n".encode())  # fmt: skip
+    assert child.cmd is not None and child.env is not None
+    new = _spawn(child.name, child.cmd, child.env, child.log.parent, append=True)
+    new.restarts = child.restarts + 1
+    return new
 
 
 def _failure(child: _Child) -> DistributedRunError:

@@ -33,7 +33,12 @@ TOKEN_FILE_ENV = "TRAFFICDL_TOKEN_FILE"
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None:
-    """The --token-file and --tls-* flags, defaults from TRAFFICDL_* variables."""
+    """The --token-file and --tls-* flags, defaults from TRAFFICDL_* variables.
+
+    Also turns off argparse's prefix matching for `parser`: with it, a user's
+    `--token SECRET` would silently mean `--token-file SECRET`.
+    """
+    parser.allow_abbrev = False
     env = os.environ.get
     parser.add_argument(
         "--token-file",

@@ -55,20 +55,21 @@ def model_bytes(model: str, num_classes: int, wire_dtype: str = "float32") -> in
 
 @dataclass(frozen=True)
 class Exchange:
-    """What decides X(N): the model size and how often each worker commits."""
+    """What decides X(N): the model size and how often each worker commits.
+
+    The update period of a worker is 1/F(N) = period_epochs · N^period_exponent
+    epochs: exponent 0 for a window in epochs (or the robust preset, whose
+    mini-batch shrinks with N), 1 for a fixed window in mini-batches (a worker
+    holding 1/N of the rows has N times fewer mini-batches per epoch).
+    """
 
     model_bytes: int
     epochs: int
-    train_rows: int = 0  # needed for a window in mini-batches
-    batch_size: int = 50
-    window_batches: int = 0  # > 0: commit every this many of the worker's mini-batches
-    period_epochs: float = 1.0  # otherwise: commit every this many epochs
+    period_epochs: float = 1.0  # 1/F at N = 1
+    period_exponent: float = 0.0
 
     def commits_per_worker(self, n: int) -> float:
-        if self.window_batches:
-            bpe = max(1, math.ceil(math.ceil(self.train_rows / n) / self.batch_size))
-            return self.epochs * bpe / self.window_batches
-        return self.epochs / self.period_epochs
+        return self.epochs / (self.period_epochs * n**self.period_exponent)
 
     def bytes(self, n: int) -> float:
         """X(N): bytes through the master over the training (commit + pull per commit)."""
@@ -101,23 +102,22 @@ class TimeModel:
         return cls(t1=t1, a=latency, b=1.0 / throughput, exchange=exchange)
 
 
-def exchange_of(
-    records: Sequence[Record], batch_size: int, wire_dtype: str = "float32"
-) -> Exchange:
-    """The Exchange a group of records ran with (model size, epochs, commit window)."""
-    r = next((r for r in records if r.done and r.workers >= 1), None)
-    if r is None:
+def exchange_of(records: Sequence[Record], wire_dtype: str = "float32") -> Exchange:
+    """The Exchange a group of records ran with: model size, epochs, and the period law
+    1/F(N) fitted (log-log) on the periods the records report."""
+    recs = [r for r in records if r.done and r.workers >= 1 and r.period_epochs > 0]
+    if not recs:
         raise AdvisorError("no finished distributed (N >= 1) records to advise on")
+    r = recs[0]
     size = model_bytes(r.model, max(len(r.labels), 2), wire_dtype)
-    if r.window_in_batches:
-        return Exchange(
-            size,
-            r.epochs,
-            train_rows=r.train_size,
-            batch_size=batch_size,
-            window_batches=r.window_batches,
-        )
-    return Exchange(size, r.epochs, period_epochs=r.period_epochs or 1.0)
+    logn = np.log([float(x.workers) for x in recs])
+    logp = np.log([x.period_epochs for x in recs])
+    if len(set(logn.tolist())) >= 2:
+        k, c = np.polyfit(logn, logp, 1)
+    else:
+        k = 1.0 if r.window_in_batches else 0.0
+        c = float(np.mean(logp - k * logn))
+    return Exchange(size, r.epochs, period_epochs=float(np.exp(c)), period_exponent=float(k))
 
 
 def fit(records: Sequence[Record], exchange: Exchange) -> TimeModel:

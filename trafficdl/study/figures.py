@@ -59,8 +59,10 @@ def _band(ax, x: list[float], s: list[Summary], metric: str, label: str, **kw) -
 
 def fig2(
     summaries: Sequence[Summary], window: str | None = None, algorithm: str | None = None
-) -> Figure:
-    """WTPE, cost and F vs N (paper Fig. 2) at one update period."""
+) -> Figure | None:
+    """WTPE, cost and F vs N (paper Fig. 2) at one update period; None without data."""
+    if not summaries:
+        return None
     mw, ma = main_setting(summaries)
     window, algorithm = window or mw, algorithm or ma
     fig = Figure(figsize=(15, 4.2), layout="constrained")

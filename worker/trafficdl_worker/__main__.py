@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     except grpc.RpcError as exc:  # the master refused a call or went away
         code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
         details = exc.details() if hasattr(exc, "details") else str(exc)
+        if code == "FAILED_PRECONDITION" and "has already finished" in (details or ""):
+            # Restarted after its final commit was acknowledged: nothing is left to do.
+            print(f"trafficdl-worker: {details}; nothing left to do", file=sys.stderr)
+            return 0
         print(f"trafficdl-worker: error: master {args.master}: {code}: {details}", file=sys.stderr)
         return 3
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from trafficdl_master.__main__ import options
 from trafficdl_master.__main__ import parse_args as master_args
+from trafficdl_master.app import bind_host
 
 from trafficdl.errors import TrafficdlError
 from trafficdl.rpc import credentials
@@ -22,17 +23,20 @@ def args(server: bool, argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def test_token_from_env_or_file_never_a_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_from_env_or_file_never_a_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("TRAFFICDL_TOKEN", raising=False)
     monkeypatch.delenv("TRAFFICDL_TOKEN_FILE", raising=False)
     assert credentials.token(args(True, [])) is None
     monkeypatch.setenv("TRAFFICDL_TOKEN", TOKEN + "\n")
     assert credentials.token(args(True, [])) == TOKEN
     f = tmp_path / "token"
-    f.write_text("other-token-0123456789abcdef\n")
-    assert credentials.token(args(False, ["--token-file", str(f)])) == "other-token-0123456789abcdef"
+    other = "other-token-0123456789abcdef"
+    f.write_text(other + "\n")
+    assert credentials.token(args(False, ["--token-file", str(f)])) == other
     monkeypatch.setenv("TRAFFICDL_TOKEN_FILE", str(f))
-    assert credentials.token(args(False, [])) == "other-token-0123456789abcdef"
+    assert credentials.token(args(False, [])) == other
     with pytest.raises(SystemExit):  # there is no way to pass the token itself as a flag
         args(True, ["--token", TOKEN])
     monkeypatch.setenv("TRAFFICDL_TOKEN", "short")
@@ -74,3 +78,10 @@ def test_master_refuses_to_serve_without_a_token_unless_told(
     monkeypatch.setenv("TRAFFICDL_TOKEN", TOKEN)
     opts = options(master_args(base))
     assert opts.token == TOKEN and TOKEN not in repr(opts.dist) and opts.tls is None
+
+
+def test_metrics_bind_the_host_the_master_is_told() -> None:
+    assert bind_host("127.0.0.1:0") == "127.0.0.1"
+    assert bind_host("[::1]:50051") == "::1"
+    assert bind_host("0.0.0.0:50051") == "0.0.0.0"
+    assert bind_host(":50051") == "0.0.0.0"

@@ -10,6 +10,7 @@ from trafficdl.study.advisor import (
     Exchange,
     TimeModel,
     advise,
+    exchange_of,
     fit,
     options,
     price_table,
@@ -97,14 +98,43 @@ def test_pricier_master_moves_the_optimum_up() -> None:
 
 
 def test_from_throughput_and_batch_windows() -> None:
-    ex = Exchange(model_bytes=1_000_000, epochs=2, train_rows=1000, batch_size=50, window_batches=5)
-    # 1000 rows / 4 workers = 250 rows = 5 batches per epoch: 2 commits per worker
+    # a fixed window in mini-batches: the period in epochs grows with N (exponent 1)
+    ex = Exchange(model_bytes=1_000_000, epochs=2, period_epochs=0.25, period_exponent=1.0)
     assert ex.commits_per_worker(4) == pytest.approx(2.0)
     assert ex.bytes(4) == pytest.approx(4 * 2 * 2 * 1_000_000)
     m = TimeModel.from_throughput(100.0, 1e8, ex, latency=1.0)
     assert m.seconds(4) == pytest.approx(25 + 1 + 16e6 / 1e8)
     with pytest.raises(AdvisorError):
         TimeModel.from_throughput(0.0, 1e8, ex)
+
+
+def test_exchange_period_law_from_records() -> None:
+    def rec(n: int, period: float, in_batches: bool) -> Record:
+        return Record(
+            cell=f"c{n}",
+            model="lstm",
+            workers=n,
+            window="8b",
+            algorithm="aeasgd",
+            preset="p",
+            fold=0,
+            folds=1,
+            epochs=10,
+            period_epochs=period,
+            window_in_batches=in_batches,
+            labels=["a", "b"],
+        )
+
+    fixed = exchange_of([rec(n, 0.1 * n, True) for n in (1, 2, 4, 8)])
+    assert fixed.period_exponent == pytest.approx(1.0) and fixed.period_epochs == pytest.approx(0.1)
+    scaled = exchange_of([rec(n, 0.27, True) for n in (1, 4, 16)])  # robust: B/N batches
+    assert scaled.period_exponent == pytest.approx(0.0, abs=1e-9)
+    assert scaled.commits_per_worker(16) == pytest.approx(10 / 0.27)
+    single = exchange_of([rec(4, 0.4, True)])
+    assert single.period_exponent == 1.0 and single.period_epochs == pytest.approx(0.1)
+    assert single.model_bytes == 52_302 * 4  # the paper's LSTM for L = 2, float32
+    with pytest.raises(AdvisorError, match="no finished"):
+        exchange_of([])
 
 
 def test_too_few_points_and_bad_prices_are_clear_errors() -> None:

@@ -75,6 +75,7 @@ def write(tmp: Path, recs: list[Record]) -> Path:
 
 def test_fig2_panels_series_and_bands() -> None:
     fig = figures.fig2(summarize(study()))
+    assert fig is not None and figures.fig2([]) is None
     axes = fig.axes
     assert [a.get_title() for a in axes] == ["(a) WTPE vs N", "(b) cost vs N", "(c) F-measure vs N"]
     assert [a.get_ylabel() for a in axes] == ["WTPE [s]", "cost [EUR]", "macro F-measure"]
