@@ -38,7 +38,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     dropout: float = 0.5  # CNN's dropout before the softmax layer
     seed: int = 0  # drives split, partition, init and shuffling
-    test_fraction: float = 0.2  # stratified hold-out for the final figures
+    test_fraction: float = 0.2  # stratified hold-out for the final figures (when folds == 0)
+    folds: int = 0  # >= 2: train on fold `fold`'s training rows of a stratified k-fold, test on it
+    fold: int = 0  # which fold (0-based) when folds >= 2
     val_fraction: float = 0.0  # >0 enables early stopping on a validation split
     patience: int = 0  # epochs without validation improvement before stopping (0: off)
     class_weighting: bool = False  # weight the loss by inverse class frequency
@@ -54,6 +56,10 @@ class TrainConfig:
             raise ConfigError("learning rate must be > 0")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError("test fraction must be in (0, 1)")
+        if self.folds == 1 or self.folds < 0:
+            raise ConfigError("folds must be 0 (hold-out split) or >= 2 (k-fold)")
+        if self.folds >= 2 and not 0 <= self.fold < self.folds:
+            raise ConfigError(f"fold must be in [0, {self.folds}) for {self.folds} folds")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError("validation fraction must be in [0, 1)")
         if self.device not in ("cpu", "cuda", "auto"):

@@ -37,12 +37,12 @@ from trafficdl.models.adapters import InputAdapter
 from trafficdl.optim import get_rule
 from trafficdl.rpc.security import ServerTls
 from trafficdl.training.checkpoint import save_checkpoint
-from trafficdl.training.data import fit_adapter, holdout_indices
+from trafficdl.training.data import fit_adapter, run_split
 from trafficdl.training.run import checkpoint_info, model_overrides
 from trafficdl.training.runtime import seed_everything
 from trafficdl_master import liveness, metrics, recovery
 from trafficdl_master.center import Center, CenterState
-from trafficdl_master.checkpoint import CheckpointStore
+from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 from trafficdl_master.server import ParameterServerServicer, make_master_server
 
 log = logging.getLogger("trafficdl.master")
@@ -77,8 +77,8 @@ class Prepared:
 def prepare(opts: MasterOptions) -> Prepared:
     """Everything every process of the run must agree on, computed once here."""
     dataset = Dataset.open(opts.dataset)
-    train, test_fraction, seed = opts.train, opts.train.test_fraction, opts.train.seed
-    train_idx, _, test_idx = holdout_indices(dataset.labels, test_fraction, 0.0, seed)
+    train, seed = opts.train, opts.train.seed
+    train_idx, test_idx = run_split(dataset.labels, train)  # hold-out or k-fold's fold
     if len(train_idx) < opts.dist.workers * train.batch_size // 10 + opts.dist.workers:
         from trafficdl.errors import TrafficdlError
 
@@ -235,9 +235,15 @@ def serve(
     try:
         center.done.wait()
         monitor.stop()
-        checkpointer.save()  # a master lost while evaluating resumes straight into evaluation
+        try:  # a master lost while evaluating resumes straight into evaluation
+            checkpointer.save()
+        except CheckpointError as exc:  # the run itself is complete: report, go on
+            log.error("final checkpoint not saved: %s", exc)
         result = finish(prep, center, Path(opts.out_dir), opts.t1_seconds)
-        servicer.figures = result["figures"]
+        servicer.figures = figures = result["figures"]
+        metrics.TEST_ACCURACY.set(figures["accuracy"])
+        metrics.MACRO_F1.set(figures["macro_f1"])
+        metrics.MACRO_RECALL.set(figures["macro_recall"])
         center.set_phase("succeeded", "run complete")
         if opts.linger > 0:
             time.sleep(opts.linger)

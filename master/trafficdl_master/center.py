@@ -177,6 +177,7 @@ class Center:
         self.last_seen: dict[int, float] = {}
         self.rounds_incomplete = 0
         self.on_event: Callable[[str, int, str], None] | None = None
+        self._awaited: set[int] = set()  # ranks a restored master expects back (resume)
         if all(w.finished for w in state.workers.values()):
             self._finish()  # a restored run that had already ended
 
@@ -234,6 +235,7 @@ class Center:
         if w.registrations:
             self._event("rejoin", rank, f"rank {rank} rejoined, resumes at batch {w.acked_batches}")
         w.connected, w.lost = True, False
+        self._awaited.discard(rank)
         w.worker_id = worker_id
         w.registrations += 1
         self.last_seen[rank] = self.clock()
@@ -407,7 +409,9 @@ class Center:
         now, lost = self.clock(), []
         with self._cond:
             for r, w in self.state.workers.items():
-                if w.connected and not w.finished and now - self.last_seen.get(r, now) > older_than:
+                expected = w.connected or r in self._awaited
+                if expected and not w.finished and now - self.last_seen.get(r, now) > older_than:
+                    self._awaited.discard(r)
                     w.connected, w.lost = False, True
                     lost.append(r)
                     self.message = f"rank {r} lost: no heartbeat for {older_than:g} s"
@@ -425,6 +429,9 @@ class Center:
                 self.phase = "running"
                 self._started = self.clock()
                 self.last_seen = {r: self._started for r in self.state.workers}
+                # A rank that does not come back within lost_after is marked lost, so a
+                # synchronous barrier stops waiting for it.
+                self._awaited = {r for r, w in self.state.workers.items() if not w.finished}
 
     def _require_connected(self, w: WorkerProgress) -> None:
         self.last_seen[w.rank] = self.clock()

@@ -36,6 +36,15 @@ UPDATE_COUNTER = Gauge("trafficdl_master_update_counter", "Centre updates folded
 SAMPLES = Gauge("trafficdl_master_samples_processed", "Training samples processed by all workers")
 LOSS = Gauge("trafficdl_master_loss", "Mean of the workers' last reported training loss")
 ACCURACY = Gauge("trafficdl_master_accuracy_ratio", "Mean of the workers' last training accuracy")
+TEST_ACCURACY = Gauge(
+    "trafficdl_master_test_accuracy_ratio", "Accuracy of the centre model on the test split"
+)
+MACRO_F1 = Gauge(
+    "trafficdl_master_macro_f1_ratio", "Macro F-measure of the centre model on the test split"
+)
+MACRO_RECALL = Gauge(
+    "trafficdl_master_macro_recall_ratio", "Macro recall of the centre model on the test split"
+)
 COMMITS = Counter("trafficdl_master_commits_total", "Commits folded into the centre")
 COMMITS_REJECTED = Counter("trafficdl_master_commits_rejected_total", "Commits refused")
 COMMIT_BYTES = Counter("trafficdl_master_commit_bytes_total", "Tensor bytes received in commits")

@@ -33,6 +33,7 @@ for, as a cloud bill would).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -48,7 +49,7 @@ from trafficdl.distributed.spec import RunSpec
 from trafficdl.errors import TrafficdlError
 from trafficdl_master import metrics
 from trafficdl_master.center import Center, CenterState
-from trafficdl_master.checkpoint import CheckpointStore
+from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 
 log = logging.getLogger("trafficdl.master")
 HISTORY_FILE = "history.jsonl"
@@ -104,7 +105,10 @@ def _read_history(path: Path, count: int) -> list[dict[str, Any]]:
         for line in f:
             if len(records) == count:
                 break
-            records.append(json.loads(line))
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # a torn line: nothing after it belongs to a snapshot
+                break
             offset += len(line)
     if len(records) < count:
         log.error("history log %s holds %d of %d records", path, len(records), count)
@@ -149,6 +153,19 @@ class Checkpointer:
     def _new_epoch(self) -> bool:
         return math.floor(self.center.progress(self.spec.train.epochs)["epoch"]) > self.saved_epoch
 
+    def _append_history(self, records: list[dict[str, Any]]) -> None:
+        """Append and fsync; a failed append is cut off again so no torn line stays."""
+        size = self.history_path.stat().st_size if self.history_path.exists() else 0
+        try:
+            with self.history_path.open("ab") as f:
+                f.write(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.truncate(self.history_path, size)
+            raise CheckpointError(f"cannot append to {self.history_path}: {exc}") from None
+
     def _save(self) -> Path:
         t0 = time.perf_counter()
         data = self.center.snapshot()
@@ -156,10 +173,8 @@ class Checkpointer:
         history = data.pop("history")
         new = history[self.history_written :]
         if new:
-            with self.history_path.open("ab") as f:
-                f.write(b"".join(json.dumps(r).encode() + b"\n" for r in new))
-                f.flush()
-                os.fsync(f.fileno())
+            self._append_history(new)
+        self.history_written = len(history)  # in the log now, even if the save below fails
         path = self.store.save(
             {"centre": vector},
             {
@@ -171,7 +186,6 @@ class Checkpointer:
                 "state": data,
             },
         )
-        self.history_written = len(history)
         self.saved_counter = int(data["update_counter"])
         self.saved_epoch = math.floor(min(w["epoch"] for w in data["workers"].values()))
         self.last_save_seconds = time.perf_counter() - t0

@@ -25,6 +25,7 @@ from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 from trafficdl_master import metrics
 from trafficdl_master.center import Center, CenterError, CommitInfo, NotRegistered
+from trafficdl_master.checkpoint import CheckpointError
 from trafficdl_master.validation import CommitRefused, check_header, check_values
 
 log = logging.getLogger("trafficdl.master")
@@ -146,7 +147,13 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             metrics.COMMITS_REJECTED.inc()
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         if self.on_committed is not None:
-            self.on_committed(result.update_counter)  # e.g. checkpoint before acknowledging
+            try:
+                self.on_committed(result.update_counter)  # checkpoint before acknowledging
+            except CheckpointError as exc:
+                # Folded but not durable: no ack. The worker retries the same sequence,
+                # which is deduplicated and saved again once the disk lets us.
+                log.error("commit of rank %d folded but not checkpointed: %s", h.rank, exc)
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"checkpoint failed: {exc}")
         if result.applied:
             metrics.COMMITS.inc()
             metrics.STALENESS.observe(result.staleness)

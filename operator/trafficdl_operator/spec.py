@@ -31,6 +31,8 @@ _TRAIN_FIELDS = {  # CRD spec.train key -> TrainConfig field
     "dropout": "dropout",
     "seed": "seed",
     "testFraction": "test_fraction",
+    "folds": "folds",
+    "fold": "fold",
     "valFraction": "val_fraction",
     "patience": "patience",
     "classWeighting": "class_weighting",

@@ -2,9 +2,9 @@
 
 "paper" reproduces the paper's setting: dist-keras' AEASGD defaults (ρ = 5,
 η = 0.1, so each commit moves the centre half-way to the worker, α = 0.5),
-whatever N is. With many workers that centre mostly follows the last worker
-to commit, which has seen 1/N of the data per epoch: the macro-F loss the
-paper measured at N = 16.
+whatever N is. The centre then receives a total pull β = N·α per round of
+commits: 8 at N = 16, far past the stable range (β < 2), and it oscillates
+between partial models — the macro-F loss the paper measured at N = 16.
 
 "robust" fixes the two causes measured on the synthetic tasks (docs/study.md):
 1. stability: the total elastic pull β = N·α is held at 0.9 (the EASGD

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trafficdl.dataset import Dataset, train_test_split
+from trafficdl.config import TrainConfig
+from trafficdl.dataset import Dataset, stratified_kfold, train_test_split
 from trafficdl.models.adapters import InputAdapter
 
 
@@ -50,6 +51,16 @@ def fit_adapter(dataset: Dataset, indices: np.ndarray, adapter: InputAdapter) ->
         return adapter
     idx = np.sort(np.asarray(indices, dtype=np.int64))
     return adapter.fit(dataset.packets[idx], dataset.objects["n_packets"][idx])
+
+
+def run_split(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) rows of a run: fold `cfg.fold` of a stratified k-fold when
+    `cfg.folds >= 2` (sweeps cross-validate distributed runs this way), else the
+    stratified hold-out of `cfg.test_fraction`. Every process of a run calls this
+    with the same config, so master and workers agree without talking."""
+    if cfg.folds >= 2:
+        return stratified_kfold(labels, cfg.folds, cfg.seed)[cfg.fold]
+    return train_test_split(labels, cfg.test_fraction, cfg.seed)
 
 
 def holdout_indices(

@@ -26,7 +26,7 @@ from trafficdl.config import DistConfig, TrainConfig, to_dict
 from trafficdl.cost import cost
 from trafficdl.dataset import Dataset
 from trafficdl.models import build_model, input_adapter
-from trafficdl.training.data import fit_adapter, holdout_indices, load_split, split_validation
+from trafficdl.training.data import fit_adapter, load_split, run_split, split_validation
 from trafficdl.training.progress import Reporter
 from trafficdl.training.runtime import seed_everything, select_device, set_threads
 from trafficdl.training.trainer import Trainer
@@ -110,7 +110,7 @@ def run_centralized(
     dataset = Dataset.open(dataset_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train_idx, _, test_idx = holdout_indices(dataset.labels, cfg.test_fraction, 0.0, cfg.seed)
+    train_idx, test_idx = run_split(dataset.labels, cfg)
     device = select_device(cfg.device)
     t0 = time.perf_counter()
     ckpt = out / "checkpoint.pt"

@@ -28,7 +28,7 @@ from trafficdl.models import build_model, fingerprint
 from trafficdl.models.adapters import InputAdapter
 from trafficdl.optim import get_rule
 from trafficdl.rpc.client import ParameterServerClient, Registration
-from trafficdl.training.data import batches, holdout_indices, load_split, num_batches
+from trafficdl.training.data import batches, load_split, num_batches, run_split
 from trafficdl.training.loop import train_step
 from trafficdl.training.runtime import make_optimizer, seed_everything
 from trafficdl_worker import metrics
@@ -53,7 +53,7 @@ class WorkerResult:
 
 def partition_rows(dataset: Dataset, spec: RunSpec, rank: int, world: int) -> np.ndarray:
     """D_rank: this rank's stratified share of the run's training rows."""
-    train, _, _ = holdout_indices(dataset.labels, spec.train.test_fraction, 0.0, spec.train.seed)
+    train, _ = run_split(dataset.labels, spec.train)
     return partition(train, dataset.labels, world, rank, spec.train.seed)
 
 

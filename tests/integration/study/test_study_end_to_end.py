@@ -94,5 +94,10 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["sweep", str(tmp_path), "--window", "7"]) == 2
     assert main(["advise"]) == 2
     assert main(["report", str(tmp_path)]) == 2
+    assert main(["sweep", str(tmp_path), "--folds", "1"]) == 2  # not a dataset
+    assert main(["sweep", str(tmp_path), "--on", "mars"]) == 2
+    assert main(["sweep", str(tmp_path), "--on", "kubernetes"]) == 2  # no --claim
+    assert main(["advise", "--t1", "10", "--throughput", "5", "--price", "x"]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("trafficdl: error:") == 4
+    assert "Traceback" not in err and err.count("trafficdl: error:") == 8
+    assert "--claim" in err and "bad price" in err

@@ -121,3 +121,19 @@ def test_monitor_thread_marks_a_silent_rank_lost_in_real_time() -> None:
         assert 0.3 <= time.monotonic() - t0 < 3.0
     finally:
         monitor.stop()
+
+
+def test_rank_that_never_comes_back_to_a_restored_master_is_marked_lost() -> None:
+    c, _, _ = center(algorithm="easgd", sync_timeout=60.0)
+    clock = Clock()
+    restored = Center(CenterState.restore(c.snapshot()), get_rule("easgd"), clock=clock,
+                      sync_timeout=60.0)  # fmt: skip
+    restored.resume()
+    restored.register(0, "w0")
+    clock.now += 1.0
+    assert restored.mark_lost(2.0) == []  # not yet: rank 1 may still be on its way
+    clock.now += 2.0
+    restored.last_seen[0] = clock.now
+    assert restored.mark_lost(2.0) == [1]  # the barrier no longer waits for it
+    assert restored.progress(1)["lost"] == 1
+    assert restored.commit(info(0, 2), torch.ones(2)).update_counter == 1  # alone, at once

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from trafficdl_master.center import Center, CenterState, CommitInfo
-from trafficdl_master.checkpoint import CheckpointStore
+from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 from trafficdl_master.recovery import HISTORY_FILE, Checkpointer, RecoveryError, restore
 
 from trafficdl.config import DistConfig, TrainConfig
@@ -100,3 +100,28 @@ def test_checkpoints_of_another_run_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RecoveryError, match="belongs to run 'r1'"):
         restore(store, other)
     assert restore(CheckpointStore(tmp_path / "empty"), SPEC) is None
+
+
+def test_a_failed_save_loses_nothing_and_the_next_one_catches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CheckpointStore(tmp_path)
+    c = live()
+    ck = Checkpointer(store, SPEC, c, every=1)
+    ck.on_committed(commit(c, 0, 1))
+    real_save = store.save
+
+    def disk_full(*args: object, **kwargs: object) -> Path:
+        raise CheckpointError("cannot write checkpoint: No space left on device")
+
+    monkeypatch.setattr(store, "save", disk_full)
+    with pytest.raises(CheckpointError):  # the servicer answers UNAVAILABLE: no ack
+        ck.on_committed(commit(c, 1, 1))
+    monkeypatch.setattr(store, "save", real_save)
+    ck.on_committed(c.state.update_counter)  # the worker's retry, deduplicated, saves now
+    state = restore(CheckpointStore(tmp_path), SPEC)
+    assert state.update_counter == 2
+    assert [h["counter"] for h in state.history] == [1, 2]  # no record twice
+    with (tmp_path / HISTORY_FILE).open("ab") as f:
+        f.write(b'{"torn": ')  # a dead master's torn append
+    assert len(restore(CheckpointStore(tmp_path), SPEC).history) == 2
