@@ -40,11 +40,14 @@ def print_train_summary(result: dict[str, Any], out: Path) -> None:
             f"test: accuracy {m['accuracy']:.4f}  macro recall {m['macro_recall']:.4f}  "
             f"macro F {m['macro_f1']:.4f}  ({m.get('n', '?')} objects)"
         )
-    wtpe = run.get("wtpe_median_s")
-    if isinstance(wtpe, int | float):
+    seconds = run.get("training_seconds")
+    if isinstance(seconds, int | float):  # the same keys for centralized and distributed runs
+        workers = run.get("workers") or 0
+        where = f"{workers} workers ({run.get('algorithm')})" if workers else "centralized"
         console.print(
-            f"{run.get('epochs_run', '?')} epochs on {run.get('device', '?')}, "
-            f"median WTPE {wtpe:.2f} s"
+            f"{where}: T {seconds:.1f} s, WTPE {run.get('wtpe_seconds', 0.0):.2f} s, "
+            f"cost {run.get('cost', 0.0):.5f} {run.get('currency', '')}, "
+            f"node-hours {run.get('node_hours', 0.0):.4f}"
         )
     console.print(f"run directory: {out}  (checkpoint: {result.get('checkpoint')})")
 
