@@ -2,7 +2,8 @@
 # `make demo`: the whole product on the embedded default, on this machine.
 #   synth (synthetic per-app captures) -> extract (biflow dataset) -> summary
 #   -> centralized baseline (workers 0) and T1 (one worker through the master)
-#   -> distributed training with a local master + 4 workers on loopback
+#   -> distributed training with a local master + 4 workers on loopback, with the
+#      paper's settings and with the robust preset (docs/study.md)
 #   -> figures (time, cost, accuracy) as a table, plus the run directory's plots.
 # Sized to finish in a few minutes on 2 cores.
 set -euo pipefail
@@ -25,8 +26,11 @@ echo "== 4/5 baselines: centralized (workers 0) and T1 (1 worker via the master)
   --out "$out/runs/centralized"
 "$bin/trafficdl" train "$out/dataset" --model "$model" --epochs "$epochs" --workers 1 \
   --out "$out/runs/n1"
-echo "== 5/5 distributed: master + 4 workers on loopback (AEASGD)"
+echo "== 5/5 distributed: master + 4 workers on loopback (AEASGD), the paper's settings"
+echo "       (one commit per epoch, dist-keras' elastic rate) and the robust preset"
 "$bin/trafficdl" train "$out/dataset" --model "$model" --epochs "$epochs" --workers 4 \
-  --window-epochs 1 --out "$out/runs/n4"
+  --window-epochs 1 --preset paper --out "$out/runs/n4-paper"
+"$bin/trafficdl" train "$out/dataset" --model "$model" --epochs "$epochs" --workers 4 \
+  --preset robust --out "$out/runs/n4-robust"
 "$bin/trafficdl" runs "$out/runs"
 echo "run directories, checkpoints and plots: $out/runs/"

@@ -110,6 +110,13 @@ def train(
     sync_timeout: Annotated[float, typer.Option(help="Barrier wait in seconds.")] = (
         _D.sync_timeout
     ),
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="Distributed settings preset: none (flags as given), paper (dist-keras "
+            "defaults), robust (keeps macro F near centralized at large N; docs/study.md)."
+        ),
+    ] = "none",
     quiet: Quiet = False,
     json_out: JsonOut = False,
 ) -> None:
@@ -130,6 +137,12 @@ def train(
         node_type=node_type,
         currency=currency,
     )
+    from trafficdl.study import presets
+
+    if workers >= 1:
+        cfg, dist = presets.apply(preset, cfg, dist, workers)
+    else:
+        presets.get(preset)  # validates the name; presets only shape distributed runs
     if workers == 0:
         from trafficdl.training.run import run_centralized
 
