@@ -110,6 +110,7 @@ class CenterState:
     commits_rejected: int = 0
     restarts: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    rescales: list[dict[str, Any]] = field(default_factory=list)  # elastic.py: N changes
 
     def __post_init__(self) -> None:
         for r in range(self.world_size):
@@ -127,6 +128,7 @@ class CenterState:
             "commits_rejected": self.commits_rejected,
             "restarts": self.restarts,
             "history": list(self.history),
+            "rescales": [dict(r) for r in self.rescales],
         }
 
     @classmethod
@@ -144,6 +146,7 @@ class CenterState:
             commits_rejected=int(data["commits_rejected"]),
             restarts=int(data["restarts"]),
             history=list(data["history"]),
+            rescales=[dict(r) for r in data.get("rescales", [])],
         )
 
 

@@ -91,6 +91,10 @@ CHECKPOINT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 RESTARTS = Gauge("trafficdl_master_restarts", "Times this run's master resumed from a checkpoint")
+RESCALES = Counter(
+    "trafficdl_master_rescales",
+    "World-size changes of this run (elastic scaling: resumed with another N)",
+)
 
 
 def bind(

@@ -84,6 +84,7 @@ def summary(
         "currency": d.currency,
         "prices": {"worker": d.worker_price, "master": d.master_price, "node_type": d.node_type},
         "node_hours": spec.node_hours_of(training_seconds),
+        "rescales": [dict(r) for r in spec.rescales],  # elastic world-size changes
         "staleness": {
             "mean": sum(stale) / len(stale) if stale else 0.0,
             "max": max(stale, default=0),

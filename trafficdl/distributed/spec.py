@@ -14,6 +14,7 @@ from typing import Any
 
 from trafficdl.config import ConfigError, DistConfig, TrainConfig, from_dict, to_dict
 from trafficdl.cost import cost, node_hours
+from trafficdl.distributed import elastic
 
 
 def check_dist_config(dist: DistConfig) -> None:
@@ -46,6 +47,9 @@ class RunSpec:
     model_version: str = ""
     adapter: dict[str, Any] = field(default_factory=dict)
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    # Master-side only (not sent to workers): the run's world-size changes, run.json's
+    # `rescales` ({"at_seconds", "from", "to", ...}), so cost integrates N(t) over T.
+    rescales: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -79,8 +83,16 @@ class RunSpec:
         )
 
     def cost_of(self, seconds: float) -> float:
-        """C = (ρ·N + ρ_M)·T for this run's world size and prices."""
-        return cost(self.dist.workers, seconds, self.dist.worker_price, self.dist.master_price)
+        """C = (ρ·N + ρ_M)·T for this run's world size and prices; across rescales
+        ∫ (ρ·N(t) + ρ_M) dt (trafficdl.distributed.elastic)."""
+        d = self.dist
+        if self.rescales:
+            spans = elastic.world_spans(self.rescales, d.workers, seconds)
+            return elastic.integrated_cost(spans, d.worker_price, d.master_price)
+        return cost(d.workers, seconds, d.worker_price, d.master_price)
 
     def node_hours_of(self, seconds: float) -> float:
+        if self.rescales:
+            spans = elastic.world_spans(self.rescales, self.dist.workers, seconds)
+            return elastic.integrated_node_hours(spans)
         return node_hours(self.dist.workers, seconds)

@@ -109,7 +109,7 @@ def build_job(task: CellTask, s: KubeSettings) -> dict[str, Any]:
     if task.cell.centralized:
         raise KubeRunError("the centralized cell (N = 0) is not a TrafficTrainingJob")
     train = {k8s: getattr(task.train_cfg, py) for py, k8s in _TRAIN.items()}
-    if task.folds > 1:  # needs the CRD's train.folds/fold (see docs/study.md)
+    if task.folds > 1:  # the CRD's train.folds/fold select the fold's rows
         train.update(folds=task.folds, fold=task.fold)
     d = task.dist_cfg
     name = job_name(s.prefix, task.cell.id, task.fold)

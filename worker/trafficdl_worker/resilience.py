@@ -78,6 +78,9 @@ class ResilientClient(ParameterServerClient):
         self._progress = (0.0, 0)  # (epoch, batches) for the next heartbeat
         self._lock = threading.Lock()
         self._rewind: Rewind | None = None
+        # Held by the training thread for a whole call (all its attempts): the heartbeat
+        # thread only registers again while no call is in flight (see _beat_loop).
+        self._in_call = threading.Lock()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
@@ -90,15 +93,16 @@ class ResilientClient(ParameterServerClient):
 
     def _call(self, fn: Callable[[], T], what: str) -> T:
         """`fn` with retries; registers again (once per refusal) when the master forgot us."""
-        while True:
-            self._raise_rewind()
-            try:
-                return self._retrying(fn, what)
-            except grpc.RpcError as exc:
-                if not needs_register(exc):
-                    raise
-            log.warning("master does not know rank %d any more: registering again", self.rank)
-            self._rejoin()
+        with self._in_call:
+            while True:
+                self._raise_rewind()
+                try:
+                    return self._retrying(fn, what)
+                except grpc.RpcError as exc:
+                    if not needs_register(exc):
+                        raise
+                log.warning("master does not know rank %d any more: registering again", self.rank)
+                self._rejoin()
 
     def register(self, rank: int = -1, worker_id: str = "") -> Registration:
         reg = self._retrying(
@@ -179,9 +183,18 @@ class ResilientClient(ParameterServerClient):
             except grpc.RpcError as exc:
                 metrics.HEARTBEAT_FAILURES.inc()
                 if needs_register(exc) and not self._stop.is_set():
+                    # Never while a call is in flight: a commit retried across a master
+                    # restart would reach the master right after this registration and be
+                    # folded *before* a Rewind (set here) could stop it; its sequence would
+                    # then make the master drop the redone, acknowledged-but-lost commits
+                    # as duplicates. The call itself registers again and rewinds instead.
+                    if not self._in_call.acquire(blocking=False):
+                        continue
                     try:
                         self._rejoin()  # back in the run without waiting for the next commit
                     except Exception as err:  # the main thread's next call retries it
                         log.info("re-registration from the heartbeat thread failed: %s", err)
+                    finally:
+                        self._in_call.release()
                 else:
                     log.debug("heartbeat failed: %s", exc.code().name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,6 @@ from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.study.records import Cell
 from trafficdl.study.runners import RunnerError, fold_config, from_run_json
 from trafficdl.study.sweep import CellTask
-
-HAS_FOLDS = {"folds", "fold"} <= {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def task() -> CellTask:
@@ -47,13 +44,20 @@ def test_single_holdout_needs_no_fold_fields() -> None:
     assert fold_config(cfg, 1, 0) is cfg
 
 
-def test_fold_is_handed_over_as_config_or_refused_clearly() -> None:
-    if HAS_FOLDS:
-        cfg = fold_config(TrainConfig(), 5, 3)
-        assert (cfg.folds, cfg.fold) == (5, 3)  # type: ignore[attr-defined]
-    else:
-        with pytest.raises(RunnerError, match="--folds 1"):
-            fold_config(TrainConfig(), 5, 3)
+def test_fold_is_handed_over_as_config() -> None:
+    cfg = fold_config(TrainConfig(), 5, 3)
+    assert (cfg.folds, cfg.fold) == (5, 3)
+
+
+def test_fold_config_selects_the_sweeps_fold_rows() -> None:
+    """The run's split (master and workers call run_split) is the sweep's fold."""
+    from trafficdl.dataset import stratified_kfold
+    from trafficdl.training.data import run_split
+
+    labels = np.repeat(np.arange(3), 20)
+    train, test = run_split(labels, fold_config(TrainConfig(), 5, 3))
+    want_train, want_test = stratified_kfold(labels, 5, TrainConfig().seed)[3]
+    assert np.array_equal(train, want_train) and np.array_equal(test, want_test)
 
 
 def test_run_json_becomes_a_result() -> None:
