@@ -40,7 +40,7 @@ from trafficdl.training.checkpoint import save_checkpoint
 from trafficdl.training.data import fit_adapter, run_split
 from trafficdl.training.run import checkpoint_info, model_overrides
 from trafficdl.training.runtime import seed_everything
-from trafficdl_master import liveness, metrics, recovery
+from trafficdl_master import elastic, liveness, metrics, recovery
 from trafficdl_master.center import Center, CenterState
 from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 from trafficdl_master.server import ParameterServerServicer, make_master_server
@@ -167,7 +167,8 @@ def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> d
             "commits_rejected": p["commits_rejected"],
             "workers_lost": p["lost"],
             "restarts": p["restarts"],
-            "rejoins": sum(max(w.registrations - 1, 0) for w in center.state.workers.values()),
+            "rejoins": sum(max(w.registrations - 1, 0) for w in center.state.workers.values())
+            + elastic.rejoins_before(center.state),
             "sync_rounds_incomplete": center.rounds_incomplete,
         },
         split={"train": len(prep.train_idx), "test": len(prep.test_idx), "partitions": partitions},
@@ -205,6 +206,10 @@ def serve(
     if state is None:
         state = recovery.restore(store, spec)  # a restarted master resumes its run
     resumed = state is not None
+    rescaled = None
+    if resumed:  # elastic scaling: a checkpoint of another world size (elastic.py)
+        spec, rescaled = elastic.adapt(state, spec, prep.train_idx, prep.dataset.labels)
+        prep.spec = spec
     if state is None:
         vector = parameters_to_vector(prep.model.parameters()).detach().clone()
         state = CenterState(vector=vector, world_size=spec.dist.workers)
@@ -222,6 +227,8 @@ def serve(
     servicer = ParameterServerServicer(spec, center)
     checkpointer = recovery.Checkpointer(store, spec, center, spec.dist.checkpoint_every)
     servicer.on_committed = checkpointer.on_committed
+    if rescaled is not None:
+        elastic.announce(center, checkpointer.save, rescaled)
     server, port = make_master_server(servicer, opts.bind, token=opts.token, tls=opts.tls)[:2]
     monitor = liveness.LivenessMonitor(center, spec.dist.lost_after).start()
     bind_metrics(spec, center)

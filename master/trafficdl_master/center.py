@@ -1,9 +1,9 @@
 """The parameter server's state and rule: the centre variable and who has done what.
 
-`CenterState` is everything a restarted master needs (flat centre vector,
-update counter, per-rank progress, training time so far, history), in one
-object with `snapshot()`/`restore()` so an atomic checkpoint (issue 5) can save
-and reload it. `Center` applies the run's update rule to it under one lock:
+`CenterState` (state.py) is everything a restarted master needs (flat centre
+vector, update counter, per-rank progress, training time so far, history), in
+one object with `snapshot()`/`restore()` so an atomic checkpoint (issue 5) can
+save and reload it. `Center` applies the run's update rule to it under one lock:
 asynchronous commits are folded one at a time as they arrive; synchronous
 (EASGD) commits wait at a barrier until every active rank has committed, then
 the round is folded at once and all are released together.
@@ -20,14 +20,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
 from trafficdl.errors import TrafficdlError
 from trafficdl.optim import UpdateRule
-from trafficdl.rpc.tensors import DEFAULT_CHUNK_BYTES, chunks, encode
+from trafficdl.rpc.tensors import DEFAULT_CHUNK_BYTES, chunk_messages, chunk_payload, encode
+from trafficdl_master.state import CenterState, CommitInfo, CommitResult, Pulled, WorkerProgress
 
 PHASES = ("waiting", "running", "evaluating", "succeeded", "failed")
 HISTORY_LIMIT = 200_000  # commits recorded in history.json (a long LSTM run stays bounded)
@@ -40,114 +40,6 @@ class CenterError(TrafficdlError):
 class NotRegistered(CenterError):
     """A call from a rank this master does not count as connected (it restarted, or the
     rank was marked lost): the worker must register again, then resume."""
-
-
-@dataclass
-class WorkerProgress:
-    """What the master knows of one rank, from its registration, commits and heartbeats."""
-
-    rank: int
-    worker_id: str = ""
-    registrations: int = 0
-    connected: bool = False
-    finished: bool = False
-    lost: bool = False
-    batches_done: int = 0
-    samples_done: int = 0
-    epoch: float = 0.0
-    loss: float = float("nan")
-    accuracy: float = float("nan")
-    commits: int = 0
-    last_sequence: int = 0
-    acked_batches: int = 0  # batches covered by its last folded commit: where a restart resumes
-
-
-@dataclass
-class CommitInfo:
-    """A commit's header in domain terms (see CommitHeader in the proto)."""
-
-    rank: int
-    based_on_counter: int
-    sequence: int = 0
-    batches_done: int = 0
-    samples_done: int = 0
-    epoch: float = 0.0
-    loss: float = float("nan")
-    accuracy: float = float("nan")
-    window_batches: int = 1
-    final: bool = False
-
-
-@dataclass
-class CommitResult:
-    update_counter: int
-    staleness: int
-    run_done: bool
-    applied: bool = True
-
-
-@dataclass(frozen=True)
-class Pulled:
-    """The centre as served at one counter: wire chunks ready to stream."""
-
-    update_counter: int
-    dtype: str
-    num_elements: int
-    num_bytes: int
-    chunks: list[bytes]
-
-
-@dataclass
-class CenterState:
-    """The snapshot-able state of a run on the master."""
-
-    vector: torch.Tensor
-    world_size: int
-    update_counter: int = 0
-    workers: dict[int, WorkerProgress] = field(default_factory=dict)
-    elapsed_before: float = 0.0  # training seconds of earlier master lives (restore)
-    commits_total: int = 0
-    commits_rejected: int = 0
-    restarts: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    rescales: list[dict[str, Any]] = field(default_factory=list)  # elastic.py: N changes
-
-    def __post_init__(self) -> None:
-        for r in range(self.world_size):
-            self.workers.setdefault(r, WorkerProgress(rank=r))
-
-    def snapshot(self) -> dict[str, Any]:
-        """Plain data (plus one tensor) that `restore` turns back into this state."""
-        return {
-            "vector": self.vector.clone(),
-            "world_size": self.world_size,
-            "update_counter": self.update_counter,
-            "workers": {r: asdict(w) for r, w in self.workers.items()},
-            "elapsed_before": self.elapsed_before,
-            "commits_total": self.commits_total,
-            "commits_rejected": self.commits_rejected,
-            "restarts": self.restarts,
-            "history": list(self.history),
-            "rescales": [dict(r) for r in self.rescales],
-        }
-
-    @classmethod
-    def restore(cls, data: dict[str, Any]) -> CenterState:
-        workers = {int(r): WorkerProgress(**w) for r, w in data["workers"].items()}
-        for w in workers.values():
-            w.connected = False  # every worker must register again with a new master
-        return cls(
-            vector=data["vector"].clone(),
-            world_size=int(data["world_size"]),
-            update_counter=int(data["update_counter"]),
-            workers=workers,
-            elapsed_before=float(data["elapsed_before"]),
-            commits_total=int(data["commits_total"]),
-            commits_rejected=int(data["commits_rejected"]),
-            restarts=int(data["restarts"]),
-            history=list(data["history"]),
-            rescales=[dict(r) for r in data.get("rescales", [])],
-        )
 
 
 class Center:
@@ -261,9 +153,15 @@ class Center:
             cached = self._cache.get(key)
             if cached is None or cached.update_counter != self.state.update_counter:
                 enc = encode(self.state.vector, dtype, copy=False)
-                parts = list(chunks(enc.data, chunk_bytes))
+                messages = list(chunk_messages(enc.data, chunk_bytes))
+                parts = [chunk_payload(m) for m in messages]
                 cached = Pulled(
-                    self.state.update_counter, dtype, enc.num_elements, enc.num_bytes, parts
+                    self.state.update_counter,
+                    dtype,
+                    enc.num_elements,
+                    enc.num_bytes,
+                    parts,  # type: ignore[arg-type]
+                    messages,
                 )
                 self._cache = {key: cached}  # older counters are never served again
             return cached

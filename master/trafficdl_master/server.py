@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.rpc import security, transport
-from trafficdl.rpc.tensors import WIRE_ENUM, Assembler, TensorWireError
+from trafficdl.rpc.tensors import WIRE_ENUM, Assembler, TensorWireError, chunk_payload
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 from trafficdl_master import metrics
@@ -65,6 +65,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             )
 
     def _centre_parts(self) -> tuple[int, pb.TensorInfo, list[bytes]]:
+        """Counter, tensor header and the centre's chunks as serialized chunk messages
+        (cut once per counter by Center.pull; streamed as they are, see add_to_server)."""
         pulled = self.center.pull(self.spec.dist.wire_dtype, self.spec.dist.chunk_bytes)
         metrics.PULLS.inc()
         metrics.PULL_BYTES.inc(pulled.num_bytes)
@@ -74,7 +76,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             num_bytes=pulled.num_bytes,
             model_version=self.spec.model_version,
         )
-        return pulled.update_counter, info, pulled.chunks
+        return pulled.update_counter, info, pulled.messages
 
     # --------------------------------------------------------------- rpcs
     def Register(
@@ -97,8 +99,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
                 tensor=info,
             )
         )
-        for part in parts:
-            yield pb.RegisterResponse(chunk=part)
+        yield from parts  # serialized RegisterResponse{chunk} messages
 
     def Pull(
         self, request: pb.PullRequest, context: grpc.ServicerContext
@@ -106,20 +107,57 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self._check_run(request.run_id, context)
         counter, info, parts = self._centre_parts()
         yield pb.PullResponse(header=pb.PullHeader(update_counter=counter, tensor=info))
-        for part in parts:
-            yield pb.PullResponse(chunk=part)
+        yield from parts  # serialized PullResponse{chunk} messages
 
     def Commit(
         self, request_iterator: Iterator[pb.CommitRequest], context: grpc.ServicerContext
     ) -> pb.CommitResponse:
         t0 = time.perf_counter()
         first = next(request_iterator, None)
-        if first is None or first.WhichOneof("part") != "header":
+        if not isinstance(first, pb.CommitRequest) or first.WhichOneof("part") != "header":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a commit starts with its header")
-        h = first.header
+        return self._commit(first.header, request_iterator, context, t0)
+
+    def Exchange(
+        self,
+        request_iterator: Iterator[pb.ExchangeRequest | memoryview],
+        context: grpc.ServicerContext,
+    ) -> Iterator[pb.ExchangeResponse | bytes]:
+        """Pull then commit (elastic rules) or commit then pull (delta rules), one call."""
+        t0 = time.perf_counter()
+        first = next(request_iterator, None)
+        pull_first = isinstance(first, pb.ExchangeRequest) and first.WhichOneof("part") == "pull"
+        if pull_first:
+            self._check_run(first.pull.run_id, context)
+            yield from self._centre_messages()
+            first = next(request_iterator, None)
+            t0 = time.perf_counter()
+        if not isinstance(first, pb.ExchangeRequest) or first.WhichOneof("part") != "header":
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "an exchange is a pull then a commit header, or a commit header first",
+            )
+        ack = self._commit(first.header, request_iterator, context, t0)
+        yield pb.ExchangeResponse(ack=ack)
+        if not pull_first and not first.header.final:
+            yield from self._centre_messages()
+
+    def _centre_messages(self) -> Iterator[pb.ExchangeResponse | bytes]:
+        counter, info, parts = self._centre_parts()
+        yield pb.ExchangeResponse(header=pb.PullHeader(update_counter=counter, tensor=info))
+        yield from parts  # serialized {chunk} messages: field 2 in ExchangeResponse too
+
+    def _commit(
+        self,
+        h: pb.CommitHeader,
+        parts: Iterator[pb.CommitRequest | pb.ExchangeRequest | memoryview],
+        context: grpc.ServicerContext,
+        t0: float,
+    ) -> pb.CommitResponse:
+        """Receive, validate, fold and (checkpoint before) acknowledge one commit."""
         self._check_run(h.run_id, context)
         try:
-            contribution = self._receive(h, request_iterator)
+            contribution = self._receive(h, parts)
         except CommitRefused as exc:
             metrics.COMMITS_REJECTED.inc()
             metrics.COMMITS_INVALID.labels(exc.reason).inc()
@@ -184,7 +222,11 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.LeaveResponse()
 
-    def _receive(self, h: pb.CommitHeader, parts: Iterator[pb.CommitRequest]) -> torch.Tensor:
+    def _receive(
+        self,
+        h: pb.CommitHeader,
+        parts: Iterator[pb.CommitRequest | pb.ExchangeRequest | memoryview],
+    ) -> torch.Tensor:
         """The commit's tensor, validated (validation.py) before and after it is read."""
         check_header(
             h.tensor,
@@ -195,7 +237,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         try:
             asm = Assembler(h.tensor, self.spec.model_version)
             for msg in parts:
-                asm.add(msg.chunk)
+                asm.add(msg if isinstance(msg, memoryview) else msg.chunk)
             contribution = asm.tensor()
         except TensorWireError as exc:
             raise CommitRefused("stream", str(exc)) from None
@@ -257,6 +299,54 @@ def wtpe(seconds: float, mean_epoch: float, done: bool, epochs: int) -> float:
     return seconds / mean_epoch if mean_epoch > 0 else 0.0
 
 
+def _serialize(message: Any) -> bytes:
+    """Pre-serialized chunk messages pass through; protobuf messages are serialized."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def _chunk_or(message: Any) -> Callable[[bytes], Any]:
+    """A request deserializer: a chunk's bytes as a view of the received message (no
+    protobuf parse, no copy); any other message (a header) parsed as `message`."""
+
+    def parse(raw: bytes) -> Any:
+        payload = chunk_payload(raw)
+        return payload if payload is not None else message.FromString(raw)
+
+    return parse
+
+
+def add_to_server(servicer: ParameterServerServicer, server: grpc.Server) -> None:
+    """Register the servicer like the generated `add_ParameterServerServicer_to_server`,
+    except for the tensor streams: Register, Pull and Exchange yield pre-serialized
+    chunk messages, and Commit's and Exchange's chunks reach the servicer as views of
+    the received bytes.
+    The bytes on the wire are the proto's, so generated clients work unchanged."""
+    service = pb.DESCRIPTOR.services_by_name["ParameterServer"]
+    handlers = {}
+    for method in service.methods:
+        request = getattr(pb, method.input_type.name)
+        response = getattr(pb, method.output_type.name)
+        streamed = method.name in ("Commit", "Exchange")
+        deserialize = _chunk_or(request) if streamed else request.FromString
+        make = {
+            (False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler,
+        }[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=deserialize,
+            response_serializer=_serialize
+            if method.server_streaming
+            else response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
 def make_master_server(
     servicer: ParameterServerServicer,
     address: str,
@@ -278,7 +368,7 @@ def make_master_server(
         tls=tls,
         on_reject=lambda reason, _method: metrics.AUTH_REJECTED.labels(reason).inc(),
     )
-    pb_grpc.add_ParameterServerServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -8,17 +8,71 @@ them. Retries (issue 5, trafficdl.rpc.retry) wrap these methods from outside.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from queue import SimpleQueue
+from typing import Any
 
 import grpc
 import torch
 
 from trafficdl.errors import TrafficdlError
 from trafficdl.rpc import security, transport
-from trafficdl.rpc.tensors import DEFAULT_CHUNK_BYTES, assemble, chunks, encode
+from trafficdl.rpc.retry import RETRYABLE_CODES
+from trafficdl.rpc.tensors import (
+    DEFAULT_CHUNK_BYTES,
+    Assembler,
+    chunk_messages,
+    chunk_payload,
+    encode,
+)
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
+
+SERVICE = "/trafficdl.rpc.v1.ParameterServer/"
+
+
+def _serialize(message: bytes | Any) -> bytes:
+    """Pre-serialized chunk messages pass through; protobuf messages are serialized."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def _receive(
+    stream: Iterator[bytes],
+    info: pb.TensorInfo,
+    expected_version: str,
+    message: Any,
+    *,
+    exact: bool = False,
+) -> torch.Tensor:
+    """The tensor announced by `info` from a stream of serialized `message` chunks:
+    to the end of the stream, or (`exact`) only as many chunks as its bytes need."""
+    asm = Assembler(info, expected_version)
+    for raw in stream:
+        payload = chunk_payload(raw)
+        if payload is None:  # not the plain framing: let protobuf read it
+            payload = memoryview(message.FromString(raw).chunk)
+        asm.add(payload)
+        if exact and asm.filled == len(asm.buffer):
+            break
+    return asm.tensor()
+
+
+def _drain(stream: Iterator[bytes]) -> None:
+    """Read an exchange to its end (its status); nothing may follow what was read."""
+    if next(stream, None) is not None:
+        raise MasterUnavailable("exchange stream sent more than its parts")
+
+
+def _next(stream: Iterator[bytes], part: str) -> Any:
+    """The next ExchangeResponse, which must carry `part`."""
+    raw = next(stream, None)
+    msg = None if raw is None else pb.ExchangeResponse.FromString(raw)
+    if msg is None or msg.WhichOneof("part") != part:
+        raise MasterUnavailable(f"exchange stream broke its order: expected {part}")
+    return getattr(msg, part)
 
 
 class MasterUnavailable(TrafficdlError):
@@ -44,6 +98,60 @@ class Pulled:
     nbytes: int
 
 
+@dataclass
+class Exchanged:
+    """One Exchange call: the ack, the centre (pull first: the one the contribution
+    was computed against; commit first: the one after the fold, None after a final
+    commit), the contribution sent, its bytes and the commit's latency (header sent
+    to ack received)."""
+
+    ack: pb.CommitResponse
+    pulled: Pulled | None
+    contribution: torch.Tensor
+    nbytes: int
+    commit_seconds: float
+
+
+class ExchangeFailed(TrafficdlError):
+    """An Exchange call broke off. Says how far it got (the centre pulled, the
+    contribution computed, the ack received) so the caller can finish the window
+    with Pull and Commit, whose retries and deduplication by sequence apply."""
+
+    def __init__(
+        self,
+        cause: grpc.RpcError,
+        *,
+        pulled: Pulled | None = None,
+        contribution: torch.Tensor | None = None,
+        ack: pb.CommitResponse | None = None,
+    ) -> None:
+        super().__init__(f"exchange failed: {cause.code()}: {cause.details()}")
+        self.cause = cause
+        self.pulled = pulled
+        self.contribution = contribution
+        self.ack = ack
+
+    @property
+    def unimplemented(self) -> bool:
+        """The master predates the Exchange rpc: use Pull and Commit from now on."""
+        return self.cause.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    @property
+    def finishable(self) -> bool:
+        """Worth finishing with Pull and Commit: no Exchange rpc, a transient error, or
+        a master that asks the rank to register again. Anything else (a refused
+        commit, a wrong run) would be refused again: the caller raises `cause`."""
+        code = self.cause.code()
+        return (
+            self.unimplemented
+            or code in RETRYABLE_CODES
+            or (
+                code == grpc.StatusCode.FAILED_PRECONDITION
+                and "register again" in (self.cause.details() or "")
+            )
+        )
+
+
 class ParameterServerClient:
     """One channel to the master; methods map 1:1 to the service's rpcs."""
 
@@ -65,6 +173,22 @@ class ParameterServerClient:
         self.model_version = ""
         self.channel = channel or transport.make_channel(target, token=token, tls=tls)
         self.stub = pb_grpc.ParameterServerStub(self.channel)
+        # The tensor-carrying calls read and write chunk messages as raw bytes
+        # (tensors.chunk_messages / chunk_payload): same wire bytes, fewer copies.
+        self._register = self.channel.unary_stream(
+            SERVICE + "Register", request_serializer=_serialize, response_deserializer=None
+        )
+        self._pull = self.channel.unary_stream(
+            SERVICE + "Pull", request_serializer=_serialize, response_deserializer=None
+        )
+        self._commit = self.channel.stream_unary(
+            SERVICE + "Commit",
+            request_serializer=_serialize,
+            response_deserializer=pb.CommitResponse.FromString,
+        )
+        self._exchange = self.channel.stream_stream(
+            SERVICE + "Exchange", request_serializer=_serialize, response_deserializer=None
+        )
 
     def close(self) -> None:
         self.channel.close()
@@ -79,13 +203,11 @@ class ParameterServerClient:
             ) from None
 
     def register(self, rank: int = -1, worker_id: str = "") -> Registration:
-        stream = self.stub.Register(
+        stream = self._register(
             pb.RegisterRequest(run_id=self.run_id, rank=rank, worker_id=worker_id)
         )
-        first = next(stream)
-        info = first.info
-        parts = (m.chunk for m in stream)
-        center = assemble(info.tensor, parts)
+        info = pb.RegisterResponse.FromString(next(stream)).info
+        center = _receive(stream, info.tensor, "", pb.RegisterResponse)
         self.model_version = info.tensor.model_version
         return Registration(
             rank=info.rank,
@@ -99,9 +221,9 @@ class ParameterServerClient:
         )
 
     def pull(self, rank: int) -> Pulled:
-        stream = self.stub.Pull(pb.PullRequest(run_id=self.run_id, rank=rank))
-        header = next(stream).header
-        center = assemble(header.tensor, (m.chunk for m in stream), self.model_version)
+        stream = self._pull(pb.PullRequest(run_id=self.run_id, rank=rank))
+        header = pb.PullResponse.FromString(next(stream)).header
+        center = _receive(stream, header.tensor, self.model_version, pb.PullResponse)
         return Pulled(header.update_counter, center, header.tensor.num_bytes)
 
     def commit(
@@ -114,12 +236,86 @@ class ParameterServerClient:
         header.run_id = self.run_id
         header.tensor.CopyFrom(enc.info(self.model_version))
 
-        def messages() -> Iterator[pb.CommitRequest]:
+        def messages() -> Iterator[bytes | pb.CommitRequest]:
             yield pb.CommitRequest(header=header)
-            for part in chunks(enc.data, self.chunk_bytes):
-                yield pb.CommitRequest(chunk=part)
+            yield from chunk_messages(enc.data, self.chunk_bytes)
 
-        return self.stub.Commit(messages()), enc.num_bytes
+        return self._commit(messages()), enc.num_bytes
+
+    def pull_and_commit(
+        self,
+        rank: int,
+        header: pb.CommitHeader,
+        contribution_of: Callable[[torch.Tensor], torch.Tensor],
+    ) -> Exchanged:
+        """One Exchange call, pull first (elastic rules): receive the centre, commit
+        `contribution_of(centre)` against its counter, return the ack. Raises
+        ExchangeFailed when the call breaks off (after it, nothing is pending)."""
+        header.run_id = self.run_id
+        # The request stream is fed as the exchange goes (grpc reads it from a thread).
+        requests: SimpleQueue[Iterable[Any] | None] = SimpleQueue()
+        requests.put([pb.ExchangeRequest(pull=pb.PullRequest(run_id=self.run_id, rank=rank))])
+        call = self._exchange(itertools.chain.from_iterable(iter(requests.get, None)))
+        pulled = contribution = None
+        try:
+            head = _next(call, "header")
+            center = _receive(
+                call, head.tensor, self.model_version, pb.ExchangeResponse, exact=True
+            )
+            pulled = Pulled(head.update_counter, center, head.tensor.num_bytes)
+            contribution = contribution_of(center)
+            enc = encode(contribution, self.wire_dtype, copy=False)
+            header.based_on_counter = head.update_counter
+            header.tensor.CopyFrom(enc.info(self.model_version))
+            t0 = time.perf_counter()
+            requests.put(
+                itertools.chain(
+                    [pb.ExchangeRequest(header=header)],
+                    chunk_messages(enc.data, self.chunk_bytes),
+                )
+            )
+            requests.put(None)
+            ack = _next(call, "ack")
+            seconds = time.perf_counter() - t0
+            _drain(call)
+            return Exchanged(ack, pulled, contribution, enc.num_bytes, seconds)
+        except grpc.RpcError as exc:
+            raise ExchangeFailed(exc, pulled=pulled, contribution=contribution) from exc
+        except BaseException:
+            call.cancel()
+            raise
+        finally:
+            requests.put(None)  # whatever happened, the request stream ends
+
+    def commit_and_pull(self, vector: torch.Tensor, header: pb.CommitHeader) -> Exchanged:
+        """One Exchange call, commit first (delta rules): send `vector` with `header`,
+        receive the ack and then (unless `header.final`) the centre after the fold.
+        Raises ExchangeFailed when the call breaks off."""
+        enc = encode(vector, self.wire_dtype, copy=False)
+        header.run_id = self.run_id
+        header.tensor.CopyFrom(enc.info(self.model_version))
+        t0 = time.perf_counter()
+        call = self._exchange(
+            itertools.chain(
+                [pb.ExchangeRequest(header=header)], chunk_messages(enc.data, self.chunk_bytes)
+            )
+        )
+        ack = None
+        try:
+            ack = _next(call, "ack")
+            seconds = time.perf_counter() - t0
+            pulled = None
+            if not header.final:
+                head = _next(call, "header")
+                center = _receive(call, head.tensor, self.model_version, pb.ExchangeResponse)
+                pulled = Pulled(head.update_counter, center, head.tensor.num_bytes)
+            _drain(call)
+            return Exchanged(ack, pulled, vector, enc.num_bytes, seconds)
+        except grpc.RpcError as exc:
+            raise ExchangeFailed(exc, contribution=vector, ack=ack) from exc
+        except BaseException:
+            call.cancel()
+            raise
 
     def heartbeat(self, rank: int, epoch: float, batches_done: int) -> pb.HeartbeatResponse:
         return self.stub.Heartbeat(

@@ -9,19 +9,28 @@ and returns the vector the worker continues from:
 
 It numbers commits (so a retried commit is not folded twice), tracks the
 counter each contribution is based on (staleness), and meters every call.
+
+Each window is one Exchange call (one round trip: pull then commit for the
+elastic rules, commit then pull for the delta rules). When that call breaks
+off, the window is finished with Pull and Commit (which retry, register again
+and are deduplicated by sequence); a master without Exchange gets Pull and
+Commit from then on.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 import torch
 
 from trafficdl.optim import UpdateRule
-from trafficdl.rpc.client import ParameterServerClient
+from trafficdl.rpc.client import Exchanged, ExchangeFailed, ParameterServerClient, Pulled
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl_worker import metrics
+
+log = logging.getLogger("trafficdl.worker")
 
 
 @dataclass
@@ -57,6 +66,7 @@ class Exchanger:
         self.last_pull = center.clone()  # x_pull for the delta rules
         self.run_done = False
         self.seconds = 0.0  # time spent exchanging (pulls + commits)
+        self.combined = True  # one Exchange call per window while the master offers it
 
     def _pull(self) -> torch.Tensor:
         t0 = time.perf_counter()
@@ -69,15 +79,14 @@ class Exchanger:
         self.counter = pulled.update_counter
         return pulled.center
 
-    def _commit(self, contribution: torch.Tensor, progress: Progress, final: bool) -> None:
+    def _header(self, progress: Progress, final: bool) -> pb.CommitHeader:
         # The sequence number is the rank's cumulative batch count: it grows with every
         # commit *across worker restarts* (a restarted worker resumes at its last
         # acknowledged batch), so the master's dedup of retried commits stays exact.
         self.sequence = max(progress.batches_done, self.sequence + 1)
         self.commits += 1
-        header = pb.CommitHeader(
+        return pb.CommitHeader(
             rank=self.rank,
-            based_on_counter=self.counter,
             sequence=self.sequence,
             batches_done=progress.batches_done,
             samples_done=progress.samples_done,
@@ -87,6 +96,9 @@ class Exchanger:
             window_batches=max(progress.window_batches, 1),
             final=final,
         )
+
+    def _commit(self, contribution: torch.Tensor, header: pb.CommitHeader) -> None:
+        header.based_on_counter = self.counter
         t0 = time.perf_counter()
         response, nbytes = self.client.commit(contribution, header)
         elapsed = time.perf_counter() - t0
@@ -102,15 +114,77 @@ class Exchanger:
         self, local: torch.Tensor, progress: Progress, *, final: bool = False
     ) -> torch.Tensor:
         """One window's pull + commit; returns the vector to continue from (in `local`)."""
+        header = self._header(progress, final)
+        contribution: torch.Tensor | None = None
+        acked = False
+        if self.combined:
+            t0 = time.perf_counter()
+            try:
+                if self.rule.elastic:
+                    done = self.client.pull_and_commit(
+                        self.rank, header, lambda c: self.rule.contribution(local, c, self.alpha)
+                    )
+                else:
+                    contribution = self.rule.contribution(local, self.last_pull, self.alpha)
+                    done = self.client.commit_and_pull(contribution, header)
+            except ExchangeFailed as exc:
+                self._spent(time.perf_counter() - t0)
+                if not exc.finishable:
+                    raise exc.cause from None  # as a refused Commit or Pull would
+                if exc.unimplemented:
+                    self.combined = False
+                    log.info("master has no Exchange rpc: using Pull and Commit")
+                else:
+                    log.warning("%s: finishing the window with Pull and Commit", exc)
+                if exc.pulled is not None:
+                    self.counter = exc.pulled.update_counter
+                contribution = exc.contribution
+                acked = exc.ack is not None
+                if acked:
+                    self._acked(exc.ack, header)
+            else:
+                self._spent(time.perf_counter() - t0)
+                self._acked(done.ack, header, done)
+                if done.pulled is not None:
+                    self._pulled(done.pulled)
+                if self.rule.elastic:
+                    return self.rule.after_commit(local, done.contribution, None)
+                if final:
+                    return local
+                self.last_pull = done.pulled.center  # type: ignore[union-attr]
+                return self.rule.after_commit(local, done.contribution, self.last_pull)
+        # Pull and Commit: a master without Exchange, or what a broken-off one left to do.
         if self.rule.elastic:
-            center = self._pull()
-            contribution = self.rule.contribution(local, center, self.alpha)
-            self._commit(contribution, progress, final)
+            if contribution is None:
+                center = self._pull()
+                contribution = self.rule.contribution(local, center, self.alpha)
+            self._commit(contribution, header)
             return self.rule.after_commit(local, contribution, None)
-        contribution = self.rule.contribution(local, self.last_pull, self.alpha)
-        self._commit(contribution, progress, final)
+        if contribution is None:
+            contribution = self.rule.contribution(local, self.last_pull, self.alpha)
+        if not acked:
+            self._commit(contribution, header)
         if final:
             return local
         center = self._pull()
         self.last_pull = center
         return self.rule.after_commit(local, contribution, center)
+
+    def _spent(self, elapsed: float) -> None:
+        self.seconds += elapsed
+        metrics.EXCHANGE_SECONDS.inc(elapsed)
+
+    def _pulled(self, pulled: Pulled) -> None:
+        metrics.PULLS.inc()
+        metrics.PULL_BYTES.inc(pulled.nbytes)
+        self.counter = pulled.update_counter
+
+    def _acked(
+        self, response: pb.CommitResponse, header: pb.CommitHeader, done: Exchanged | None = None
+    ) -> None:
+        metrics.COMMITS.inc()
+        if done is not None:
+            metrics.COMMIT_LATENCY.observe(done.commit_seconds)
+            metrics.COMMIT_BYTES.inc(done.nbytes)
+        metrics.STALENESS.observe(response.staleness)
+        self.run_done = response.run_done

@@ -30,7 +30,13 @@ import grpc
 import torch
 
 from trafficdl.rpc import retry, security
-from trafficdl.rpc.client import ParameterServerClient, Pulled, Registration
+from trafficdl.rpc.client import (
+    Exchanged,
+    ExchangeFailed,
+    ParameterServerClient,
+    Pulled,
+    Registration,
+)
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl_worker import metrics
 
@@ -75,6 +81,7 @@ class ResilientClient(ParameterServerClient):
         self.policy = policy
         self.rank = -1
         self.acked_batches = 0  # batches covered by this worker's last acknowledged commit
+        self.world_size = 0  # the master's N at the last registration (elastic rescale)
         self._progress = (0.0, 0)  # (epoch, batches) for the next heartbeat
         self._lock = threading.Lock()
         self._rewind: Rewind | None = None
@@ -112,6 +119,7 @@ class ResilientClient(ParameterServerClient):
         with self._lock:
             self.rank = reg.rank
             self.acked_batches = max(self.acked_batches, reg.resume_batches)
+            self.world_size = reg.world_size
         return reg
 
     def _rejoin(self) -> None:
@@ -123,9 +131,13 @@ class ResilientClient(ParameterServerClient):
         metrics.REJOINS.inc()
         log.warning("rank %d registered again; master resumes it at batch %d (worker at %d)",
                     rank, reg.resume_batches, acked)  # fmt: skip
-        if reg.resume_batches < acked:
+        # A master resumed with another world size (elastic rescale) re-partitioned the
+        # rows: this rank's partition and batch count changed, so it restarts from there too.
+        rescaled = bool(self.world_size) and reg.world_size != self.world_size
+        if rescaled or reg.resume_batches < acked:
             with self._lock:
                 self.acked_batches = reg.resume_batches
+                self.world_size = reg.world_size
                 self._rewind = Rewind(reg)
 
     def _raise_rewind(self) -> None:
@@ -144,6 +156,41 @@ class ResilientClient(ParameterServerClient):
         with self._lock:
             self.acked_batches = max(self.acked_batches, int(header.batches_done))
         return reply
+
+    def pull_and_commit(
+        self,
+        rank: int,
+        header: pb.CommitHeader,
+        contribution_of: Callable[[torch.Tensor], torch.Tensor],
+    ) -> Exchanged:
+        return self._exchange_once(
+            lambda: ParameterServerClient.pull_and_commit(self, rank, header, contribution_of),
+            header,
+        )
+
+    def commit_and_pull(self, vector: torch.Tensor, header: pb.CommitHeader) -> Exchanged:
+        return self._exchange_once(
+            lambda: ParameterServerClient.commit_and_pull(self, vector, header), header
+        )
+
+    def _exchange_once(self, fn: Callable[[], Exchanged], header: pb.CommitHeader) -> Exchanged:
+        """One Exchange attempt, without retries: when it breaks off (ExchangeFailed), the
+        Exchanger finishes the window with pull() and commit(), which retry and register
+        again. An acknowledged commit moves `acked_batches` as commit() does."""
+        ack = None
+        with self._in_call:
+            self._raise_rewind()
+            try:
+                done = fn()
+                ack = done.ack
+                return done
+            except ExchangeFailed as exc:
+                ack = exc.ack
+                raise
+            finally:
+                if ack is not None:
+                    with self._lock:
+                        self.acked_batches = max(self.acked_batches, int(header.batches_done))
 
     def heartbeat(self, rank: int, epoch: float, batches_done: int) -> pb.HeartbeatResponse:
         """Record progress for the heartbeat thread (no call here: training never waits)."""

@@ -107,8 +107,20 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(
     assert f"checkpoint rejected, trying an older one: {newest.name}: checksum" in master_log
     assert f"from {previous.name}: update {previous_counter}" in master_log
     assert previous_counter < newest_counter
-    # The acknowledged commits in the torn file were redone by their rank.
-    assert "restarting local training from there" in worker_logs
+    # The acknowledged commits in the torn file were redone by their rank: a rank the
+    # master resumed behind its last acknowledged batch rewound to the resume point.
+    # Not every run has one: the torn file's newest commit is unacknowledged when the
+    # master died between saving it and its reply reaching the worker (seen: u107 torn,
+    # its commit rank 0's batch 110, rank 0 "resumes at batch 108 (worker at 108)"); that
+    # rank resends the commit (same sequence), and nothing needs redoing. The commit
+    # count below checks that nothing was lost either way.
+    rejoins = re.findall(r"rank (\d+) registered again; master resumes it at batch (\d+) "
+                         r"\(worker at (\d+)\)", worker_logs)  # fmt: skip
+    assert {int(r) for r, _, _ in rejoins} == {0, 1}
+    for rank, resume, acked in rejoins:
+        if int(resume) < int(acked):
+            assert (f"master resumes rank {rank} at batch {resume}: "
+                    "restarting local training from there") in worker_logs  # fmt: skip
     counters = [c["counter"] for c in history["commits"]]
     assert counters == list(range(1, len(counters) + 1))
     assert run["commits_total"] == _expected_commits(run) and run["restarts"] == 1

@@ -26,6 +26,25 @@ CUT_SECONDS = 3.0
 HEARTBEATS = 120
 TOKEN = security.generate_token()
 LISTEN = "import socket, time; s = socket.create_server(('0.0.0.0', 9)); time.sleep(60)"
+# One attempt with a 1 s timeout: enough to show that a cut link carries nothing.
+CONNECT_ONCE = "import socket, sys; socket.create_connection((sys.argv[1], 9), timeout=1)"
+# Attempts for up to argv[2] seconds (bounded), for a link that should carry traffic: the
+# first packets after a restore may still be lost while carrier and neighbour (ARP) state
+# settle, and a lost SYN is resent only after 1 s, past one attempt's timeout; on a loaded
+# machine the listener may also still be starting.
+CONNECT_WITHIN = """
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        socket.create_connection((sys.argv[1], 9), timeout=1).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.1)
+"""
+FORWARD_WITHIN_S = 5.0
 
 
 class Lines:
@@ -106,21 +125,20 @@ def test_lab_cleans_up_processes_and_namespaces_on_failure() -> None:
 
 
 def test_cut_link_blocks_traffic_until_restored() -> None:
-    connect = [
-        sys.executable,
-        "-c",
-        "import socket, sys; socket.create_connection((sys.argv[1], 9), timeout=1)",
-    ]
     with NetnsLab() as lab:
         master = lab.add_host("master")
         lab.add_host("worker")
+        connect_once = [sys.executable, "-c", CONNECT_ONCE, master.address]
+        connect_within = [sys.executable, "-c", CONNECT_WITHIN, master.address,
+                          str(FORWARD_WITHIN_S)]  # fmt: skip
         listener = lab.popen("master", [sys.executable, "-c", LISTEN])
-        time.sleep(0.5)
-        assert lab.run("worker", [*connect, master.address]).returncode == 0
+        assert lab.run("worker", connect_within).returncode == 0
         lab.cut("worker")
-        assert lab.run("worker", [*connect, master.address], capture_output=True).returncode != 0
+        assert lab.run("worker", connect_once, capture_output=True).returncode != 0
         lab.restore("worker")
-        assert lab.run("worker", [*connect, master.address]).returncode == 0
+        t_restore = time.monotonic()
+        assert lab.run("worker", connect_within).returncode == 0, "still cut after restore"
+        print(f"link forwards again {time.monotonic() - t_restore:.2f} s after restore")
         assert listener.poll() is None
 
 

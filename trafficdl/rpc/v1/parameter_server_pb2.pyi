@@ -164,6 +164,26 @@ class CommitResponse(_message.Message):
     run_done: bool
     def __init__(self, update_counter: _Optional[int] = ..., staleness: _Optional[int] = ..., run_done: _Optional[bool] = ...) -> None: ...
 
+class ExchangeRequest(_message.Message):
+    __slots__ = ("pull", "chunk", "header")
+    PULL_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    pull: PullRequest
+    chunk: bytes
+    header: CommitHeader
+    def __init__(self, pull: _Optional[_Union[PullRequest, _Mapping]] = ..., chunk: _Optional[bytes] = ..., header: _Optional[_Union[CommitHeader, _Mapping]] = ...) -> None: ...
+
+class ExchangeResponse(_message.Message):
+    __slots__ = ("header", "chunk", "ack")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    header: PullHeader
+    chunk: bytes
+    ack: CommitResponse
+    def __init__(self, header: _Optional[_Union[PullHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., ack: _Optional[_Union[CommitResponse, _Mapping]] = ...) -> None: ...
+
 class HeartbeatRequest(_message.Message):
     __slots__ = ("run_id", "rank", "epoch", "batches_done")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -49,6 +49,11 @@ class ParameterServerStub:
                 request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitRequest.SerializeToString,
                 response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitResponse.FromString,
                 _registered_method=True)
+        self.Exchange = channel.stream_stream(
+                '/trafficdl.rpc.v1.ParameterServer/Exchange',
+                request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+                _registered_method=True)
         self.Heartbeat = channel.unary_unary(
                 '/trafficdl.rpc.v1.ParameterServer/Heartbeat',
                 request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.HeartbeatRequest.SerializeToString,
@@ -93,6 +98,20 @@ class ParameterServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exchange(self, request_iterator, context):
+        """A whole window's exchange in one call (one round trip instead of two).
+        Pull first (elastic rules): the request stream opens with `pull`; the master
+        answers with the centre (header, chunks); the worker then sends its commit
+        computed against it (header, chunks) and closes; the master answers `ack`.
+        Commit first (delta rules): the request stream is the commit (header,
+        chunks); the master answers `ack`, then (unless the commit was final) the
+        centre after the fold (header, chunks). Same checks, deduplication and
+        checkpoint-before-ack as Commit; Pull and Commit stay for older peers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Heartbeat(self, request, context):
         """Liveness and progress of a worker between commits.
         """
@@ -131,6 +150,11 @@ def add_ParameterServerServicer_to_server(servicer, server):
                     servicer.Commit,
                     request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitRequest.FromString,
                     response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitResponse.SerializeToString,
+            ),
+            'Exchange': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exchange,
+                    request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.FromString,
+                    response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.SerializeToString,
             ),
             'Heartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.Heartbeat,
@@ -229,6 +253,33 @@ class ParameterServer:
             '/trafficdl.rpc.v1.ParameterServer/Commit',
             trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitRequest.SerializeToString,
             trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exchange(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/trafficdl.rpc.v1.ParameterServer/Exchange',
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.SerializeToString,
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,126 @@
+"""The master's state as plain data: the run (`CenterState`) and its parts.
+
+`CenterState` is everything a restarted master needs (flat centre vector,
+update counter, per-rank progress, training time so far, history), with
+`snapshot()`/`restore()` for the atomic checkpoints (recovery.py).
+`WorkerProgress` is one rank's progress; `CommitInfo`, `CommitResult` and
+`Pulled` are what `Center` (center.py) takes and gives per commit and pull.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class WorkerProgress:
+    """What the master knows of one rank, from its registration, commits and heartbeats."""
+
+    rank: int
+    worker_id: str = ""
+    registrations: int = 0
+    connected: bool = False
+    finished: bool = False
+    lost: bool = False
+    batches_done: int = 0
+    samples_done: int = 0
+    epoch: float = 0.0
+    loss: float = float("nan")
+    accuracy: float = float("nan")
+    commits: int = 0
+    last_sequence: int = 0
+    acked_batches: int = 0  # batches covered by its last folded commit: where a restart resumes
+
+
+@dataclass
+class CommitInfo:
+    """A commit's header in domain terms (see CommitHeader in the proto)."""
+
+    rank: int
+    based_on_counter: int
+    sequence: int = 0
+    batches_done: int = 0
+    samples_done: int = 0
+    epoch: float = 0.0
+    loss: float = float("nan")
+    accuracy: float = float("nan")
+    window_batches: int = 1
+    final: bool = False
+
+
+@dataclass
+class CommitResult:
+    update_counter: int
+    staleness: int
+    run_done: bool
+    applied: bool = True
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """The centre as served at one counter: wire chunks ready to stream."""
+
+    update_counter: int
+    dtype: str
+    num_elements: int
+    num_bytes: int
+    chunks: list[bytes] | list[memoryview]
+    # The same chunks serialized as `{chunk: ...}` messages (tensors.chunk_messages);
+    # `chunks` are views into them.
+    messages: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class CenterState:
+    """The snapshot-able state of a run on the master."""
+
+    vector: torch.Tensor
+    world_size: int
+    update_counter: int = 0
+    workers: dict[int, WorkerProgress] = field(default_factory=dict)
+    elapsed_before: float = 0.0  # training seconds of earlier master lives (restore)
+    commits_total: int = 0
+    commits_rejected: int = 0
+    restarts: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rescales: list[dict[str, Any]] = field(default_factory=list)  # elastic.py: N changes
+
+    def __post_init__(self) -> None:
+        for r in range(self.world_size):
+            self.workers.setdefault(r, WorkerProgress(rank=r))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data (plus one tensor) that `restore` turns back into this state."""
+        return {
+            "vector": self.vector.clone(),
+            "world_size": self.world_size,
+            "update_counter": self.update_counter,
+            "workers": {r: asdict(w) for r, w in self.workers.items()},
+            "elapsed_before": self.elapsed_before,
+            "commits_total": self.commits_total,
+            "commits_rejected": self.commits_rejected,
+            "restarts": self.restarts,
+            "history": list(self.history),
+            "rescales": [dict(r) for r in self.rescales],
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> CenterState:
+        workers = {int(r): WorkerProgress(**w) for r, w in data["workers"].items()}
+        for w in workers.values():
+            w.connected = False  # every worker must register again with a new master
+        return cls(
+            vector=data["vector"].clone(),
+            world_size=int(data["world_size"]),
+            update_counter=int(data["update_counter"]),
+            workers=workers,
+            elapsed_before=float(data["elapsed_before"]),
+            commits_total=int(data["commits_total"]),
+            commits_rejected=int(data["commits_rejected"]),
+            restarts=int(data["restarts"]),
+            history=list(data["history"]),
+            rescales=[dict(r) for r in data.get("rescales", [])],
+        )
