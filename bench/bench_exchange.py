@@ -1,7 +1,7 @@
 """Master exchange throughput: commit + pull over real gRPC vs a raw loopback socket.
 
-An exchange is what an AEASGD worker does every window: pull the centre (server
-stream of chunks) and commit its elastic difference (client stream of chunks).
+An exchange is what an AEASGD worker does every window: pull the centre and
+commit its elastic difference, in one Exchange call (pull first, then commit).
 The master runs in its own process (the real servicer and Center, AEASGD rule);
 clients are separate processes too, as workers are. The peer figure is a plain
 TCP socket on loopback moving the same bytes the same way (send S, receive S),
@@ -12,6 +12,11 @@ exchanges/s (target: >= 50% of the raw socket), and the LSTM's 0.2 MB vector
 (52,302 parameters) with 4 workers exchanging back to back, as exchanges/s
 summed over workers (target: >= 1,000/s, i.e. 4 workers committing every
 mini-batch at 250 batches/s each).
+
+Next to the raw socket, each figure is also set beside a bare Python gRPC echo
+of the same bytes (what gRPC alone can do here), the older two-call Pull +
+Commit path, and the master's default checkpoint-before-ack (the other rows
+run the master without a checkpointer, as before).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import socket
 import statistics
+import tempfile
 import time
 from typing import Any
 
@@ -32,10 +38,11 @@ MB = 1e6
 # ------------------------------------------------------------------ master side
 
 
-def _serve_master(n: int, world: int, wire: str, conn: Any) -> None:
+def _serve_master(n: int, world: int, wire: str, conn: Any, checkpoint_dir: str = "") -> None:
     import torch
-    from trafficdl_master.center import Center, CenterState
+    from trafficdl_master.center import Center
     from trafficdl_master.server import ParameterServerServicer, make_master_server
+    from trafficdl_master.state import CenterState
 
     from trafficdl.config import DistConfig, TrainConfig
     from trafficdl.distributed.spec import RunSpec
@@ -52,14 +59,23 @@ def _serve_master(n: int, world: int, wire: str, conn: Any) -> None:
         model_version="bench",
     )
     center = Center(CenterState(vector=torch.zeros(n), world_size=world), get_rule("aeasgd"))
-    server, port, _ = make_master_server(ParameterServerServicer(spec, center), "127.0.0.1:0")
+    servicer = ParameterServerServicer(spec, center)
+    if checkpoint_dir:  # the master's default: a checkpoint before every ack
+        from trafficdl_master.checkpoint import CheckpointStore
+        from trafficdl_master.recovery import Checkpointer
+
+        store = CheckpointStore(checkpoint_dir)
+        servicer.on_committed = Checkpointer(store, spec, center, every=1).on_committed
+    server, port, _ = make_master_server(servicer, "127.0.0.1:0")
     server.start()
     conn.send(port)
     conn.recv()  # told to stop
     server.stop(None).wait()
 
 
-def _client(port: int, seconds: float, min_exchanges: int, wire: str, conn: Any) -> None:
+def _client(
+    port: int, seconds: float, min_exchanges: int, wire: str, conn: Any, mode: str = "auto"
+) -> None:
     import torch
     from trafficdl_worker.client import Exchanger, Progress
 
@@ -77,6 +93,10 @@ def _client(port: int, seconds: float, min_exchanges: int, wire: str, conn: Any)
         center=reg.center,
         counter=reg.update_counter,
     )
+    # auto: what workers do (Exchange for a one-chunk model, else Pull + Commit)
+    ex.combined = mode != "pullcommit"
+    if mode == "exchange":
+        ex.exchange_max_bytes = 1 << 62
     local = reg.center.clone()
     ex.exchange(local, Progress())  # warm-up: connection, first allocation
     times = []
@@ -90,18 +110,28 @@ def _client(port: int, seconds: float, min_exchanges: int, wire: str, conn: Any)
 
 
 def _grpc_exchanges(
-    n: int, workers: int, seconds: float, min_ex: int, wire: str
+    n: int,
+    workers: int,
+    seconds: float,
+    min_ex: int,
+    wire: str,
+    *,
+    mode: str = "auto",
+    checkpoint: bool = False,
 ) -> list[list[float]]:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    master = ctx.Process(target=_serve_master, args=(n, workers, wire, child))
+    tmp = tempfile.TemporaryDirectory(prefix="bench-ckpt-") if checkpoint else None
+    master = ctx.Process(
+        target=_serve_master, args=(n, workers, wire, child, tmp.name if tmp else "")
+    )
     master.start()
     try:
         port = parent.recv()
         pipes, procs = [], []
         for _ in range(workers):
             a, b = ctx.Pipe()
-            p = ctx.Process(target=_client, args=(port, seconds, min_ex, wire, b))
+            p = ctx.Process(target=_client, args=(port, seconds, min_ex, wire, b, mode))
             p.start()
             pipes.append(a)
             procs.append(p)
@@ -114,6 +144,89 @@ def _grpc_exchanges(
         master.join(10)
         if master.is_alive():
             master.kill()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+# ------------------------------------------------------------------ bare gRPC
+
+
+def _echo_server(clients: int, chunk: int, conn: Any) -> None:
+    """What Python gRPC itself costs: a stream-stream call that takes S bytes in chunks
+    and streams S bytes back, raw bytes (no protobuf, no checks), same options."""
+    import grpc
+
+    from trafficdl.rpc import security
+
+    cache: dict[int, list[bytes]] = {}
+
+    def exchange(requests: Any, _context: Any) -> Any:
+        size = sum(len(m) for m in requests)
+        if size not in cache:
+            cache[size] = [bytes(min(chunk, size - i)) for i in range(0, size, chunk)]
+        yield from cache[size]
+
+    server, port = security.make_server("127.0.0.1:0", None, max_workers=2 * clients + 8)
+    handler = grpc.stream_stream_rpc_method_handler(exchange)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("bench.Echo", {"Exchange": handler}),)
+    )
+    server.start()
+    conn.send(port)
+    conn.recv()
+    server.stop(None).wait()
+
+
+def _echo_client(port: int, size: int, chunk: int, seconds: float, min_ex: int, conn: Any) -> None:
+    from trafficdl.rpc import security
+
+    channel = security.make_channel(f"127.0.0.1:{port}", None)
+    call = channel.stream_stream("/bench.Echo/Exchange")
+    payload = memoryview(bytes(size))
+
+    def once() -> None:
+        sent = (bytes(payload[i : i + chunk]) for i in range(0, size, chunk))
+        back = bytearray(size)
+        got = 0
+        for m in call(sent):
+            back[got : got + len(m)] = m
+            got += len(m)
+
+    once()
+    times = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < min_ex or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    channel.close()
+    conn.send(times)
+
+
+def _echo_exchanges(size: int, workers: int, seconds: float, min_ex: int) -> list[list[float]]:
+    chunk = 1 << 20
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_echo_server, args=(workers, chunk, child))
+    server.start()
+    try:
+        port = parent.recv()
+        pipes, procs = [], []
+        for _ in range(workers):
+            a, b = ctx.Pipe()
+            p = ctx.Process(target=_echo_client, args=(port, size, chunk, seconds, min_ex, b))
+            p.start()
+            pipes.append(a)
+            procs.append(p)
+        results = [a.recv() for a in pipes]
+        for p in procs:
+            p.join()
+        return results
+    finally:
+        parent.send("stop")
+        server.join(10)
+        if server.is_alive():
+            server.kill()
 
 
 # ------------------------------------------------------------------ raw socket
@@ -198,59 +311,67 @@ def _rate(results: list[list[float]]) -> float:
 
 
 def run(quick: bool) -> list[Row]:
-    """gRPC and raw socket alternate, round after round, so load on this shared
-    machine hits both alike; figures are medians over rounds."""
+    """Every setting alternates with the others, round after round, so load on this
+    shared machine hits all alike; figures are medians over rounds.
+
+    Settings: what workers do (the Exchange rpc for the one-chunk LSTM, Pull +
+    Commit for the CNN), the other path forced, the same with the master's
+    default checkpoint-before-ack
+    (`checkpoint_every=1`, a save to a temporary directory), a bare Python gRPC
+    stream-stream echo of the same bytes (no protobuf, no checks: what gRPC alone
+    costs here) and the raw loopback socket.
+    """
     seconds = 1.5 if quick else 4.0
     rounds = 1 if quick else 3
     cnn_bytes, lstm_bytes = CNN_PARAMS * 4, LSTM_PARAMS * 4
     moved = 2 * cnn_bytes / MB  # commit + pull
-    cnn, cnn_raw, cnn16, lstm, lstm_raw = [], [], [], [], []
+    runs: dict[str, list[float]] = {}
+
+    def cnn(key: str, results: list[list[float]]) -> None:
+        runs.setdefault(key, []).append(statistics.median(results[0]))  # seconds/exchange
+
+    def lstm(key: str, results: list[list[float]]) -> None:
+        runs.setdefault(key, []).append(_rate(results))  # exchanges/s, 4 workers
+
     for _ in range(rounds):
-        cnn.append(statistics.median(_grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32")[0]))
-        cnn_raw.append(statistics.median(_raw_exchanges(cnn_bytes, 1, seconds, 5)[0]))
-        cnn16.append(statistics.median(_grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float16")[0]))
-        lstm.append(_rate(_grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32")))
-        lstm_raw.append(_rate(_raw_exchanges(lstm_bytes, 4, seconds, 50)))
-    g, r, h = (statistics.median(x) for x in (cnn, cnn_raw, cnn16))
+        cnn("cnn", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32"))
+        cnn("cnn_raw", _raw_exchanges(cnn_bytes, 1, seconds, 5))
+        cnn("cnn_echo", _echo_exchanges(cnn_bytes, 1, seconds, 5))
+        cnn("cnn_exch", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32", mode="exchange"))
+        cnn("cnn_ckpt", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32", checkpoint=True))
+        cnn("cnn16", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float16"))
+        lstm("lstm", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32"))
+        lstm("lstm_raw", _raw_exchanges(lstm_bytes, 4, seconds, 50))
+        lstm("lstm_echo", _echo_exchanges(lstm_bytes, 4, seconds, 50))
+        lstm(
+            "lstm_2rpc", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", mode="pullcommit")
+        )
+        lstm("lstm_ckpt", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", checkpoint=True))
+    m = {k: statistics.median(v) for k, v in runs.items()}
     n = f"median of {rounds} alternating rounds"
+    cnn_fig = "CNN 23.3 MB commit+pull, 1 worker"
+    lstm_fig = "LSTM 0.2 MB exchanges/s, 4 workers"
     return [
-        Row(
-            "exchange",
-            "CNN 23.3 MB commit+pull, 1 worker",
-            moved / g,
-            "MB/s",
-            "raw loopback socket",
-            moved / r,
-            f"{n}; target >= 0.5x",
-        ),
-        Row(
-            "exchange",
-            "CNN exchanges/s, float16 wire",
-            1 / h,
-            "1/s",
-            "float32 wire",
-            1 / g,
-            "half the bytes",
-        ),
-        Row(
-            "exchange",
-            "LSTM 0.2 MB exchanges/s, 4 workers",
-            statistics.median(lstm),
-            "1/s",
-            "target",
-            1000.0,
-            "sum over 4 worker processes, back to back",
-        ),
-        Row(
-            "exchange",
-            "LSTM 0.2 MB exchanges/s, 4 workers",
-            statistics.median(lstm),
-            "1/s",
-            "raw loopback socket",
-            statistics.median(lstm_raw),
-            n,
-        ),
-    ]
+        Row("exchange", cnn_fig, moved / m["cnn"], "MB/s", "raw loopback socket",
+            moved / m["cnn_raw"], f"Pull + Commit rpcs (workers' path); {n}; target >= 0.5x"),
+        Row("exchange", cnn_fig, moved / m["cnn"], "MB/s", "bare Python gRPC echo",
+            moved / m["cnn_echo"], "same bytes, 1 MiB raw chunks, no protobuf/checks"),
+        Row("exchange", cnn_fig, moved / m["cnn"], "MB/s", "Exchange rpc",
+            moved / m["cnn_exch"], "one call per exchange, forced"),
+        Row("exchange", f"{cnn_fig}, checkpoint_every=1", moved / m["cnn_ckpt"], "MB/s",
+            "no checkpoint", moved / m["cnn"], "the master's default: saved before each ack"),
+        Row("exchange", "CNN exchanges/s, float16 wire", 1 / m["cnn16"], "1/s",
+            "float32 wire", 1 / m["cnn"], "half the bytes"),
+        Row("exchange", lstm_fig, m["lstm"], "1/s", "target", 1000.0,
+            "Exchange rpc (workers' path); sum over 4 worker processes"),
+        Row("exchange", lstm_fig, m["lstm"], "1/s", "bare Python gRPC echo",
+            m["lstm_echo"], "same bytes, 4 clients"),
+        Row("exchange", lstm_fig, m["lstm"], "1/s", "Pull + Commit rpcs", m["lstm_2rpc"],
+            "two calls per exchange"),
+        Row("exchange", f"{lstm_fig}, checkpoint_every=1", m["lstm_ckpt"], "1/s",
+            "no checkpoint", m["lstm"], "the master's default: saved before each ack"),
+        Row("exchange", lstm_fig, m["lstm"], "1/s", "raw loopback socket", m["lstm_raw"], n),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -41,9 +41,10 @@ from trafficdl.training.data import fit_adapter, run_split
 from trafficdl.training.run import checkpoint_info, model_overrides
 from trafficdl.training.runtime import seed_everything
 from trafficdl_master import elastic, liveness, metrics, recovery
-from trafficdl_master.center import Center, CenterState
+from trafficdl_master.center import Center
 from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 from trafficdl_master.server import ParameterServerServicer, make_master_server
+from trafficdl_master.state import CenterState
 
 log = logging.getLogger("trafficdl.master")
 

@@ -40,7 +40,8 @@ from trafficdl.distributed import elastic
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.errors import TrafficdlError
 from trafficdl_master import metrics
-from trafficdl_master.center import Center, CenterState, WorkerProgress
+from trafficdl_master.center import Center
+from trafficdl_master.state import CenterState, WorkerProgress
 
 log = logging.getLogger("trafficdl.master")
 

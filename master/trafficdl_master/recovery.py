@@ -48,8 +48,9 @@ import torch
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.errors import TrafficdlError
 from trafficdl_master import metrics
-from trafficdl_master.center import Center, CenterState
+from trafficdl_master.center import Center
 from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
+from trafficdl_master.state import CenterState
 
 log = logging.getLogger("trafficdl.master")
 HISTORY_FILE = "history.jsonl"

@@ -24,8 +24,9 @@ from trafficdl.rpc.tensors import WIRE_ENUM, Assembler, TensorWireError, chunk_p
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 from trafficdl_master import metrics
-from trafficdl_master.center import Center, CenterError, CommitInfo, NotRegistered
+from trafficdl_master.center import Center, CenterError, NotRegistered
 from trafficdl_master.checkpoint import CheckpointError
+from trafficdl_master.state import CommitInfo
 from trafficdl_master.validation import CommitRefused, check_header, check_values
 
 log = logging.getLogger("trafficdl.master")
@@ -122,30 +123,39 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self,
         request_iterator: Iterator[pb.ExchangeRequest | memoryview],
         context: grpc.ServicerContext,
-    ) -> Iterator[pb.ExchangeResponse | bytes]:
-        """Pull then commit (elastic rules) or commit then pull (delta rules), one call."""
+    ) -> Iterator[bytes]:
+        """Pull then commit (elastic rules) or commit then pull (delta rules), one call.
+
+        Headers travel with their tensor's first chunk, and a commit-first ack with
+        the centre's header and first chunk (serialized messages concatenated: a
+        protobuf parser merges them into one message)."""
         t0 = time.perf_counter()
         first = next(request_iterator, None)
-        pull_first = isinstance(first, pb.ExchangeRequest) and first.WhichOneof("part") == "pull"
+        pull_first = isinstance(first, pb.ExchangeRequest) and first.HasField("pull")
         if pull_first:
             self._check_run(first.pull.run_id, context)
-            yield from self._centre_messages()
+            yield from self._centre_messages(pb.ExchangeResponse())
             first = next(request_iterator, None)
             t0 = time.perf_counter()
-        if not isinstance(first, pb.ExchangeRequest) or first.WhichOneof("part") != "header":
+        if not isinstance(first, pb.ExchangeRequest) or not first.HasField("header"):
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "an exchange is a pull then a commit header, or a commit header first",
             )
-        ack = self._commit(first.header, request_iterator, context, t0)
-        yield pb.ExchangeResponse(ack=ack)
-        if not pull_first and not first.header.final:
-            yield from self._centre_messages()
+        ack = pb.ExchangeResponse(
+            ack=self._commit(first.header, request_iterator, context, t0, first.chunk)
+        )
+        if pull_first or first.header.final:
+            yield ack.SerializeToString()
+        else:
+            yield from self._centre_messages(ack)
 
-    def _centre_messages(self) -> Iterator[pb.ExchangeResponse | bytes]:
+    def _centre_messages(self, head: pb.ExchangeResponse) -> Iterator[bytes]:
+        """`head` with the centre's header and first chunk, then its other chunks."""
         counter, info, parts = self._centre_parts()
-        yield pb.ExchangeResponse(header=pb.PullHeader(update_counter=counter, tensor=info))
-        yield from parts  # serialized {chunk} messages: field 2 in ExchangeResponse too
+        head.header.CopyFrom(pb.PullHeader(update_counter=counter, tensor=info))
+        yield b"".join((head.SerializeToString(), parts[0] if parts else b""))
+        yield from parts[1:]  # serialized {chunk} messages: field 2 in ExchangeResponse too
 
     def _commit(
         self,
@@ -153,11 +163,12 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         parts: Iterator[pb.CommitRequest | pb.ExchangeRequest | memoryview],
         context: grpc.ServicerContext,
         t0: float,
+        first_chunk: bytes = b"",
     ) -> pb.CommitResponse:
         """Receive, validate, fold and (checkpoint before) acknowledge one commit."""
         self._check_run(h.run_id, context)
         try:
-            contribution = self._receive(h, parts)
+            contribution = self._receive(h, parts, first_chunk)
         except CommitRefused as exc:
             metrics.COMMITS_REJECTED.inc()
             metrics.COMMITS_INVALID.labels(exc.reason).inc()
@@ -226,6 +237,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self,
         h: pb.CommitHeader,
         parts: Iterator[pb.CommitRequest | pb.ExchangeRequest | memoryview],
+        first_chunk: bytes = b"",
     ) -> torch.Tensor:
         """The commit's tensor, validated (validation.py) before and after it is read."""
         check_header(
@@ -236,6 +248,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         )
         try:
             asm = Assembler(h.tensor, self.spec.model_version)
+            asm.add(first_chunk)
             for msg in parts:
                 asm.add(msg if isinstance(msg, memoryview) else msg.chunk)
             contribution = asm.tensor()

@@ -44,19 +44,14 @@ def _receive(
     info: pb.TensorInfo,
     expected_version: str,
     message: Any,
-    *,
-    exact: bool = False,
 ) -> torch.Tensor:
-    """The tensor announced by `info` from a stream of serialized `message` chunks:
-    to the end of the stream, or (`exact`) only as many chunks as its bytes need."""
+    """The tensor announced by `info` from a stream of serialized `message` chunks."""
     asm = Assembler(info, expected_version)
     for raw in stream:
         payload = chunk_payload(raw)
         if payload is None:  # not the plain framing: let protobuf read it
             payload = memoryview(message.FromString(raw).chunk)
         asm.add(payload)
-        if exact and asm.filled == len(asm.buffer):
-            break
     return asm.tensor()
 
 
@@ -66,13 +61,21 @@ def _drain(stream: Iterator[bytes]) -> None:
         raise MasterUnavailable("exchange stream sent more than its parts")
 
 
-def _next(stream: Iterator[bytes], part: str) -> Any:
+def _next(stream: Iterator[bytes], part: str) -> pb.ExchangeResponse:
     """The next ExchangeResponse, which must carry `part`."""
     raw = next(stream, None)
     msg = None if raw is None else pb.ExchangeResponse.FromString(raw)
-    if msg is None or msg.WhichOneof("part") != part:
+    if msg is None or not msg.HasField(part):
         raise MasterUnavailable(f"exchange stream broke its order: expected {part}")
-    return getattr(msg, part)
+    return msg
+
+
+def _head_and_chunks(head: Any, data: bytes | memoryview, chunk_bytes: int) -> Iterator[bytes]:
+    """`head` serialized with the first chunk of `data` in the same message, then the
+    other chunks (serialized messages concatenated merge into one message)."""
+    parts = chunk_messages(data, chunk_bytes)
+    yield b"".join((head.SerializeToString(), next(parts, b"")))
+    yield from parts
 
 
 class MasterUnavailable(TrafficdlError):
@@ -258,24 +261,18 @@ class ParameterServerClient:
         call = self._exchange(itertools.chain.from_iterable(iter(requests.get, None)))
         pulled = contribution = None
         try:
-            head = _next(call, "header")
-            center = _receive(
-                call, head.tensor, self.model_version, pb.ExchangeResponse, exact=True
-            )
-            pulled = Pulled(head.update_counter, center, head.tensor.num_bytes)
+            first = _next(call, "header")
+            center = self._centre(first, call, exact=True)
+            pulled = Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
             contribution = contribution_of(center)
             enc = encode(contribution, self.wire_dtype, copy=False)
-            header.based_on_counter = head.update_counter
+            header.based_on_counter = first.header.update_counter
             header.tensor.CopyFrom(enc.info(self.model_version))
             t0 = time.perf_counter()
-            requests.put(
-                itertools.chain(
-                    [pb.ExchangeRequest(header=header)],
-                    chunk_messages(enc.data, self.chunk_bytes),
-                )
-            )
+            head = pb.ExchangeRequest(header=header)
+            requests.put(_head_and_chunks(head, enc.data, self.chunk_bytes))
             requests.put(None)
-            ack = _next(call, "ack")
+            ack = _next(call, "ack").ack
             seconds = time.perf_counter() - t0
             _drain(call)
             return Exchanged(ack, pulled, contribution, enc.num_bytes, seconds)
@@ -295,20 +292,19 @@ class ParameterServerClient:
         header.run_id = self.run_id
         header.tensor.CopyFrom(enc.info(self.model_version))
         t0 = time.perf_counter()
-        call = self._exchange(
-            itertools.chain(
-                [pb.ExchangeRequest(header=header)], chunk_messages(enc.data, self.chunk_bytes)
-            )
-        )
+        head = pb.ExchangeRequest(header=header)
+        call = self._exchange(_head_and_chunks(head, enc.data, self.chunk_bytes))
         ack = None
         try:
-            ack = _next(call, "ack")
+            first = _next(call, "ack")
+            ack = first.ack
             seconds = time.perf_counter() - t0
             pulled = None
             if not header.final:
-                head = _next(call, "header")
-                center = _receive(call, head.tensor, self.model_version, pb.ExchangeResponse)
-                pulled = Pulled(head.update_counter, center, head.tensor.num_bytes)
+                if not first.HasField("header"):
+                    raise MasterUnavailable("exchange ack came without the centre")
+                center = self._centre(first, call)
+                pulled = Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
             _drain(call)
             return Exchanged(ack, pulled, vector, enc.num_bytes, seconds)
         except grpc.RpcError as exc:
@@ -316,6 +312,22 @@ class ParameterServerClient:
         except BaseException:
             call.cancel()
             raise
+
+    def _centre(
+        self, first: pb.ExchangeResponse, stream: Iterator[bytes], *, exact: bool = False
+    ) -> torch.Tensor:
+        """The centre whose header and first chunk came in `first`; the rest from `stream`."""
+        asm = Assembler(first.header.tensor, self.model_version)
+        asm.add(first.chunk)
+        if not exact or asm.filled < len(asm.buffer):
+            for raw in stream:
+                payload = chunk_payload(raw)
+                if payload is None:  # not the plain framing: let protobuf read it
+                    payload = memoryview(pb.ExchangeResponse.FromString(raw).chunk)
+                asm.add(payload)
+                if exact and asm.filled == len(asm.buffer):
+                    break
+        return asm.tensor()
 
     def heartbeat(self, rank: int, epoch: float, batches_done: int) -> pb.HeartbeatResponse:
         return self.stub.Heartbeat(

@@ -10,8 +10,9 @@ and returns the vector the worker continues from:
 It numbers commits (so a retried commit is not folded twice), tracks the
 counter each contribution is based on (staleness), and meters every call.
 
-Each window is one Exchange call (one round trip: pull then commit for the
-elastic rules, commit then pull for the delta rules). When that call breaks
+Each window of a model that fits in one chunk is one Exchange call (one round
+trip: pull then commit for the elastic rules, commit then pull for the delta
+rules); larger models use Pull and Commit (see `exchange_max_bytes`). When that call breaks
 off, the window is finished with Pull and Commit (which retry, register again
 and are deduplicated by sequence); a master without Exchange gets Pull and
 Commit from then on.
@@ -67,6 +68,11 @@ class Exchanger:
         self.run_done = False
         self.seconds = 0.0  # time spent exchanging (pulls + commits)
         self.combined = True  # one Exchange call per window while the master offers it
+        # ...for tensors up to this many wire bytes (None: the client's chunk size). A
+        # one-chunk model (the LSTM's 0.2 MB) is bound by per-call costs, which one call
+        # instead of two cuts; for a many-chunk model (the CNN's 23 MB) the two streaming
+        # calls measured faster here (bench/bench_exchange.py), so it keeps Pull + Commit.
+        self.exchange_max_bytes: int | None = None
 
     def _pull(self) -> torch.Tensor:
         t0 = time.perf_counter()
@@ -117,7 +123,9 @@ class Exchanger:
         header = self._header(progress, final)
         contribution: torch.Tensor | None = None
         acked = False
-        if self.combined:
+        limit = self.exchange_max_bytes
+        itemsize = 4 if self.client.wire_dtype == "float32" else 2
+        if self.combined and local.numel() * itemsize <= (limit or self.client.chunk_bytes):
             t0 = time.perf_counter()
             try:
                 if self.rule.elastic:

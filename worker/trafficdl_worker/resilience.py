@@ -152,10 +152,15 @@ class ResilientClient(ParameterServerClient):
     def commit(
         self, vector: torch.Tensor, header: pb.CommitHeader
     ) -> tuple[pb.CommitResponse, int]:
-        reply = self._call(lambda: ParameterServerClient.commit(self, vector, header), "commit")
-        with self._lock:
-            self.acked_batches = max(self.acked_batches, int(header.batches_done))
-        return reply
+        def attempt() -> tuple[pb.CommitResponse, int]:
+            reply = ParameterServerClient.commit(self, vector, header)
+            # Still inside the call (_in_call held): a rejoin from the heartbeat thread
+            # never compares the master's resume point with a stale acked_batches.
+            with self._lock:
+                self.acked_batches = max(self.acked_batches, int(header.batches_done))
+            return reply
+
+        return self._call(attempt, "commit")
 
     def pull_and_commit(
         self,

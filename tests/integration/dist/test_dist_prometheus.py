@@ -45,6 +45,12 @@ def api(base: str, query: str) -> list[dict]:
     return result
 
 
+def _active_targets(base: str) -> list[str]:
+    with urllib.request.urlopen(f"{base}/api/v1/targets", timeout=5) as resp:
+        body = json.loads(resp.read())
+    return [t["scrapeUrl"] for t in body["data"]["activeTargets"]]
+
+
 @pytest.fixture()
 def ports() -> list[int]:
     return [free_port() for _ in range(3)]  # prometheus, master, worker 0
@@ -86,6 +92,12 @@ def prometheus(tmp_path: Path, ports: list[int]) -> Iterator[str]:
                     log_text = (tmp_path / "prometheus.log").read_text()
                     pytest.fail(f"prometheus did not start: {log_text}")
                 time.sleep(0.2)
+        # Its discovery hands targets to the scraper on a 5 s tick: wait until both are
+        # scrape targets, or a short run may be over before the first scrape.
+        while len(_active_targets(base)) < len(jobs):
+            if time.monotonic() > deadline:
+                pytest.fail(f"prometheus has not picked up its targets: {_active_targets(base)}")
+            time.sleep(0.2)
         yield base
     finally:
         proc.terminate()

@@ -9,7 +9,8 @@ import grpc
 import pytest
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from trafficdl_master.center import Center, CenterState
+from trafficdl_master.center import Center
+from trafficdl_master.state import CenterState
 from trafficdl_master.server import ParameterServerServicer, make_master_server
 from trafficdl_worker.client import Exchanger, Progress
 

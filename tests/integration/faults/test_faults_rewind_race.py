@@ -24,8 +24,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 import torch
-from trafficdl_master.center import Center, CenterState
+from trafficdl_master.center import Center
 from trafficdl_master.server import ParameterServerServicer, make_master_server
+from trafficdl_master.state import CenterState
 from trafficdl_worker.resilience import ResilientClient, Rewind
 
 from trafficdl.config import DistConfig, TrainConfig

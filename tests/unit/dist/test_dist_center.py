@@ -6,7 +6,8 @@ import threading
 
 import pytest
 import torch
-from trafficdl_master.center import Center, CenterError, CenterState, CommitInfo
+from trafficdl_master.center import Center, CenterError
+from trafficdl_master.state import CenterState, CommitInfo
 
 from trafficdl.optim import get_rule
 

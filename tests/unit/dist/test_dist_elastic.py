@@ -13,10 +13,11 @@ import pytest
 import torch
 from trafficdl_master import elastic as master_elastic
 from trafficdl_master import metrics
-from trafficdl_master.center import Center, CenterState, CommitInfo
+from trafficdl_master.center import Center
 from trafficdl_master.checkpoint import CheckpointStore
 from trafficdl_master.elastic import RescaleError, adapt
 from trafficdl_master.recovery import Checkpointer, restore
+from trafficdl_master.state import CenterState, CommitInfo
 
 from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.dataset import partition

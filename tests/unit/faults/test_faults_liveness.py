@@ -8,8 +8,9 @@ import time
 import pytest
 import torch
 from trafficdl_master import metrics
-from trafficdl_master.center import Center, CenterState, CommitInfo, NotRegistered
+from trafficdl_master.center import Center, NotRegistered
 from trafficdl_master.liveness import LivenessMonitor, report
+from trafficdl_master.state import CenterState, CommitInfo
 
 from trafficdl.optim import get_rule
 
