@@ -150,6 +150,31 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         else:
             yield from self._centre_messages(ack)
 
+    def PullOne(self, request: pb.PullRequest, context: grpc.ServicerContext) -> bytes:
+        """The centre's header and its one chunk in one message (a one-chunk model)."""
+        self._check_run(request.run_id, context)
+        return self._centre_one(pb.ExchangeResponse(), context)
+
+    def CommitOne(self, request: pb.ExchangeRequest, context: grpc.ServicerContext) -> Any:
+        """A commit's header and its one chunk in one message; the ack, with the centre
+        after the fold when `pull` is set and the commit is not final."""
+        t0 = time.perf_counter()
+        if not request.HasField("header"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a commit needs its header")
+        ack = pb.ExchangeResponse(
+            ack=self._commit(request.header, iter(()), context, t0, request.chunk)
+        )
+        if request.HasField("pull") and not request.header.final:
+            return self._centre_one(ack, context)
+        return ack
+
+    def _centre_one(self, head: pb.ExchangeResponse, context: grpc.ServicerContext) -> bytes:
+        counter, info, parts = self._centre_parts()
+        if len(parts) > 1:
+            context.abort(grpc.StatusCode.OUT_OF_RANGE, "the centre is more than one chunk")
+        head.header.CopyFrom(pb.PullHeader(update_counter=counter, tensor=info))
+        return b"".join((head.SerializeToString(), *parts))
+
     def _centre_messages(self, head: pb.ExchangeResponse) -> Iterator[bytes]:
         """`head` with the centre's header and first chunk, then its other chunks."""
         counter, info, parts = self._centre_parts()
@@ -338,7 +363,6 @@ def add_to_server(servicer: ParameterServerServicer, server: grpc.Server) -> Non
     handlers = {}
     for method in service.methods:
         request = getattr(pb, method.input_type.name)
-        response = getattr(pb, method.output_type.name)
         streamed = method.name in ("Commit", "Exchange")
         deserialize = _chunk_or(request) if streamed else request.FromString
         make = {
@@ -350,9 +374,7 @@ def add_to_server(servicer: ParameterServerServicer, server: grpc.Server) -> Non
         handlers[method.name] = make(
             getattr(servicer, method.name),
             request_deserializer=deserialize,
-            response_serializer=_serialize
-            if method.server_streaming
-            else response.SerializeToString,
+            response_serializer=_serialize,
         )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(service.full_name, handlers),)

@@ -192,6 +192,16 @@ class ParameterServerClient:
         self._exchange = self.channel.stream_stream(
             SERVICE + "Exchange", request_serializer=_serialize, response_deserializer=None
         )
+        # One-chunk models: the exchange as unary calls, while the master offers them.
+        self.one_calls = True
+        self._pull_one, self._commit_one = (
+            self.channel.unary_unary(
+                SERVICE + name,
+                request_serializer=_serialize,
+                response_deserializer=pb.ExchangeResponse.FromString,
+            )
+            for name in ("PullOne", "CommitOne")
+        )
 
     def close(self) -> None:
         self.channel.close()
@@ -250,11 +260,28 @@ class ParameterServerClient:
         rank: int,
         header: pb.CommitHeader,
         contribution_of: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        one_chunk: bool = False,
     ) -> Exchanged:
         """One Exchange call, pull first (elastic rules): receive the centre, commit
         `contribution_of(centre)` against its counter, return the ack. Raises
-        ExchangeFailed when the call breaks off (after it, nothing is pending)."""
+        ExchangeFailed when the call breaks off (after it, nothing is pending).
+        `one_chunk`: the vector fits one chunk, so PullOne + CommitOne do it (an
+        Exchange call when the master answers them UNIMPLEMENTED)."""
         header.run_id = self.run_id
+        if one_chunk and self.one_calls:
+            pulled = contribution = None
+            try:
+                first = self._pull_one(pb.PullRequest(run_id=self.run_id, rank=rank))
+                center = self._centre(first, iter(()))
+                pulled = Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
+                contribution = contribution_of(center)
+                header.based_on_counter = pulled.update_counter
+                return self._commit_once(contribution, header, pulled, pull=False)
+            except grpc.RpcError as exc:
+                if pulled is not None or exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise ExchangeFailed(exc, pulled=pulled, contribution=contribution) from exc
+                self.one_calls = False  # an older master: its Exchange rpc from now on
         # The request stream is fed as the exchange goes (grpc reads it from a thread).
         requests: SimpleQueue[Iterable[Any] | None] = SimpleQueue()
         requests.put([pb.ExchangeRequest(pull=pb.PullRequest(run_id=self.run_id, rank=rank))])
@@ -284,10 +311,42 @@ class ParameterServerClient:
         finally:
             requests.put(None)  # whatever happened, the request stream ends
 
-    def commit_and_pull(self, vector: torch.Tensor, header: pb.CommitHeader) -> Exchanged:
+    def _commit_once(
+        self, vector: torch.Tensor, header: pb.CommitHeader, pulled: Pulled | None, pull: bool
+    ) -> Exchanged:
+        """One CommitOne call (header and the one chunk in one message)."""
+        enc = encode(vector, self.wire_dtype, copy=False)
+        header.run_id = self.run_id
+        header.tensor.CopyFrom(enc.info(self.model_version))
+        t0 = time.perf_counter()
+        head = pb.ExchangeRequest(header=header)
+        if pull:
+            head.pull.CopyFrom(pb.PullRequest(run_id=self.run_id, rank=header.rank))
+        first = self._commit_one(next(_head_and_chunks(head, enc.data, self.chunk_bytes)))
+        seconds = time.perf_counter() - t0
+        if not first.HasField("ack"):
+            raise MasterUnavailable("CommitOne answered without an ack")
+        if pull and not header.final:
+            if not first.HasField("header"):
+                raise MasterUnavailable("exchange ack came without the centre")
+            center = self._centre(first, iter(()))
+            pulled = Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
+        return Exchanged(first.ack, pulled, vector, enc.num_bytes, seconds)
+
+    def commit_and_pull(
+        self, vector: torch.Tensor, header: pb.CommitHeader, *, one_chunk: bool = False
+    ) -> Exchanged:
         """One Exchange call, commit first (delta rules): send `vector` with `header`,
         receive the ack and then (unless `header.final`) the centre after the fold.
-        Raises ExchangeFailed when the call breaks off."""
+        Raises ExchangeFailed when the call breaks off. `one_chunk`: one CommitOne
+        call instead (as pull_and_commit)."""
+        if one_chunk and self.one_calls:
+            try:
+                return self._commit_once(vector, header, None, pull=True)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise ExchangeFailed(exc, contribution=vector) from exc
+                self.one_calls = False  # nothing was committed: the Exchange rpc
         enc = encode(vector, self.wire_dtype, copy=False)
         header.run_id = self.run_id
         header.tensor.CopyFrom(enc.info(self.model_version))

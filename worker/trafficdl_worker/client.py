@@ -128,13 +128,17 @@ class Exchanger:
         if self.combined and local.numel() * itemsize <= (limit or self.client.chunk_bytes):
             t0 = time.perf_counter()
             try:
+                one = local.numel() * itemsize <= self.client.chunk_bytes  # unary calls
                 if self.rule.elastic:
                     done = self.client.pull_and_commit(
-                        self.rank, header, lambda c: self.rule.contribution(local, c, self.alpha)
+                        self.rank,
+                        header,
+                        lambda c: self.rule.contribution(local, c, self.alpha),
+                        one_chunk=one,
                     )
                 else:
                     contribution = self.rule.contribution(local, self.last_pull, self.alpha)
-                    done = self.client.commit_and_pull(contribution, header)
+                    done = self.client.commit_and_pull(contribution, header, one_chunk=one)
             except ExchangeFailed as exc:
                 self._spent(time.perf_counter() - t0)
                 if not exc.finishable:

@@ -54,6 +54,16 @@ class ParameterServerStub:
                 request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.SerializeToString,
                 response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
                 _registered_method=True)
+        self.PullOne = channel.unary_unary(
+                '/trafficdl.rpc.v1.ParameterServer/PullOne',
+                request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullRequest.SerializeToString,
+                response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+                _registered_method=True)
+        self.CommitOne = channel.unary_unary(
+                '/trafficdl.rpc.v1.ParameterServer/CommitOne',
+                request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+                _registered_method=True)
         self.Heartbeat = channel.unary_unary(
                 '/trafficdl.rpc.v1.ParameterServer/Heartbeat',
                 request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.HeartbeatRequest.SerializeToString,
@@ -112,6 +122,25 @@ class ParameterServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PullOne(self, request, context):
+        """The Exchange's two halves as unary calls, for a model whose vector fits one
+        chunk (no stream to set up per call: cheaper on both ends). PullOne answers
+        the centre's header and its one chunk in one message (OUT_OF_RANGE when the
+        centre is more than one chunk: use Pull). CommitOne takes a commit's header
+        and its one chunk in one message and answers the ack, with the centre after
+        the fold (header and chunk) when the request also sets `pull` and the commit
+        is not final. Same checks, deduplication and checkpoint-before-ack as Commit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitOne(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Heartbeat(self, request, context):
         """Liveness and progress of a worker between commits.
         """
@@ -153,6 +182,16 @@ def add_ParameterServerServicer_to_server(servicer, server):
             ),
             'Exchange': grpc.stream_stream_rpc_method_handler(
                     servicer.Exchange,
+                    request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.FromString,
+                    response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.SerializeToString,
+            ),
+            'PullOne': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullOne,
+                    request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullRequest.FromString,
+                    response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.SerializeToString,
+            ),
+            'CommitOne': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitOne,
                     request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.FromString,
                     response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.SerializeToString,
             ),
@@ -278,6 +317,60 @@ class ParameterServer:
             request_iterator,
             target,
             '/trafficdl.rpc.v1.ParameterServer/Exchange',
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.SerializeToString,
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullOne(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trafficdl.rpc.v1.ParameterServer/PullOne',
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullRequest.SerializeToString,
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitOne(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trafficdl.rpc.v1.ParameterServer/CommitOne',
             trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.SerializeToString,
             trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
             options,
