@@ -227,8 +227,6 @@ def extract_dataset(
     files = find_captures(inputs)
     label_map = read_labels_csv(labels) if isinstance(labels, str | Path) else labels
     labels_of = file_labels(files, label_map)
-    label_names = sorted(set(labels_of))
-    lab_index = {name: i for i, name in enumerate(label_names)}
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     created = not Path(out).exists()
     if not created and not Path(out).is_dir():
@@ -239,7 +237,7 @@ def extract_dataset(
         raise ExtractError(f"{out}: cannot create the dataset folder ({exc.strerror})") from exc
     work = [(str(p), cfg, i, str(spill)) for i, p in enumerate(files)]
     captures: list[dict[str, Any]] = []
-    parts: list[tuple[int, int, int]] = []
+    parts: list[tuple[int, int, Any]] = []
     try:
         if sum(_size(p) for p in files) < SERIAL_BELOW:
             jobs = 1  # starting worker processes would cost more than the work
@@ -258,8 +256,13 @@ def extract_dataset(
                     "stats": res.stats,
                 }
             )
-            parts.append((i, n_obj, lab_index[lab]))
+            parts.append((i, n_obj, lab))
         _check(captures, strict)
+        # A class is an app with at least one object: a label whose captures were all
+        # unreadable or empty would otherwise be a dead model output and a 0/0 recall.
+        label_names = sorted({lab for _, n, lab in parts if n})
+        lab_index = {name: i for i, name in enumerate(label_names)}
+        parts = [(i, n, lab_index[lab]) for i, n, lab in parts if n]
         label_arr = assemble(
             out,
             parts,
