@@ -1,7 +1,8 @@
 """Master exchange throughput: commit + pull over real gRPC vs a raw loopback socket.
 
 An exchange is what an AEASGD worker does every window: pull the centre and
-commit its elastic difference, in one Exchange call (pull first, then commit).
+commit its elastic difference: for a model that fits one chunk (the LSTM) two
+unary calls, PullOne then CommitOne; for the CNN, Pull then Commit (streams).
 The master runs in its own process (the real servicer and Center, AEASGD rule);
 clients are separate processes too, as workers are. The peer figure is a plain
 TCP socket on loopback moving the same bytes the same way (send S, receive S),
@@ -93,8 +94,10 @@ def _client(
         center=reg.center,
         counter=reg.update_counter,
     )
-    # auto: what workers do (Exchange for a one-chunk model, else Pull + Commit)
+    # auto: what workers do (PullOne + CommitOne for a one-chunk model, else Pull +
+    # Commit); stream: the streaming Exchange rpc instead of the unary calls
     ex.combined = mode != "pullcommit"
+    client.one_calls = mode != "stream"
     if mode == "exchange":
         ex.exchange_max_bytes = 1 << 62
     local = reg.center.clone()
@@ -314,8 +317,9 @@ def run(quick: bool) -> list[Row]:
     """Every setting alternates with the others, round after round, so load on this
     shared machine hits all alike; figures are medians over rounds.
 
-    Settings: what workers do (the Exchange rpc for the one-chunk LSTM, Pull +
-    Commit for the CNN), the other path forced, the same with the master's
+    Settings: what workers do (unary PullOne + CommitOne for the one-chunk LSTM,
+    Pull + Commit for the CNN), the other paths forced (the streaming Exchange rpc,
+    Pull + Commit), the same with the master's
     default checkpoint-before-ack
     (`checkpoint_every=1`, a save to a temporary directory), a bare Python gRPC
     stream-stream echo of the same bytes (no protobuf, no checks: what gRPC alone
@@ -347,6 +351,7 @@ def run(quick: bool) -> list[Row]:
             "lstm_2rpc", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", mode="pullcommit")
         )
         lstm("lstm_ckpt", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", checkpoint=True))
+        lstm("lstm_exch", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", mode="stream"))
     m = {k: statistics.median(v) for k, v in runs.items()}
     n = f"median of {rounds} alternating rounds"
     cnn_fig = "CNN 23.3 MB commit+pull, 1 worker"
@@ -363,11 +368,13 @@ def run(quick: bool) -> list[Row]:
         Row("exchange", "CNN exchanges/s, float16 wire", 1 / m["cnn16"], "1/s",
             "float32 wire", 1 / m["cnn"], "half the bytes"),
         Row("exchange", lstm_fig, m["lstm"], "1/s", "target", 1000.0,
-            "Exchange rpc (workers' path); sum over 4 worker processes"),
+            "PullOne + CommitOne (workers' path); sum over 4 worker processes"),
         Row("exchange", lstm_fig, m["lstm"], "1/s", "bare Python gRPC echo",
             m["lstm_echo"], "same bytes, 4 clients"),
+        Row("exchange", lstm_fig, m["lstm"], "1/s", "Exchange rpc", m["lstm_exch"],
+            "one streaming call per exchange"),
         Row("exchange", lstm_fig, m["lstm"], "1/s", "Pull + Commit rpcs", m["lstm_2rpc"],
-            "two calls per exchange"),
+            "two streaming calls per exchange"),
         Row("exchange", f"{lstm_fig}, checkpoint_every=1", m["lstm_ckpt"], "1/s",
             "no checkpoint", m["lstm"], "the master's default: saved before each ack"),
         Row("exchange", lstm_fig, m["lstm"], "1/s", "raw loopback socket", m["lstm_raw"], n),

@@ -178,7 +178,23 @@ def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> d
     rundir.write_json(out_dir / "history.json", {"epochs": epochs, "commits": commits})
     rundir.write_json(out_dir / "metrics.json", figures)
     rundir.write_json(out_dir / "run.json", run)
+    _plots(out_dir, spec, figures, epochs)
     return {"run": run, "figures": figures}
+
+
+def _plots(out_dir: Path, spec: RunSpec, figures: dict[str, Any], epochs: list[dict]) -> None:
+    """The same plots a centralized run directory has; a finished run never fails on them."""
+    from trafficdl import plots
+
+    name = f"{spec.train.model}, N = {spec.dist.workers} ({spec.dist.algorithm})"
+    try:
+        plots.plot_confusion(figures["confusion"], figures["labels"], out_dir / "confusion.png",
+                             title=f"{name}, held-out test rows (% of true app)")  # fmt: skip
+        rows = [r for r in epochs if r.get("loss") is not None]
+        if rows:
+            plots.plot_history(rows, out_dir / "history.png", title=f"{name}: workers' training")
+    except Exception:  # matplotlib trouble must not lose the run's figures
+        log.exception("plots of %s not written", out_dir)
 
 
 def bind_host(bind: str) -> str:

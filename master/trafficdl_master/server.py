@@ -161,12 +161,10 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         t0 = time.perf_counter()
         if not request.HasField("header"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a commit needs its header")
-        ack = pb.ExchangeResponse(
-            ack=self._commit(request.header, iter(()), context, t0, request.chunk)
-        )
+        ack = self._commit(request.header, iter(()), context, t0, request.chunk)
         if request.HasField("pull") and not request.header.final:
-            return self._centre_one(ack, context)
-        return ack
+            return self._centre_one(pb.ExchangeResponse(ack=ack), context)
+        return pb.ExchangeResponse(ack=ack)
 
     def _centre_one(self, head: pb.ExchangeResponse, context: grpc.ServicerContext) -> bytes:
         counter, info, parts = self._centre_parts()
@@ -355,10 +353,10 @@ def _chunk_or(message: Any) -> Callable[[bytes], Any]:
 
 def add_to_server(servicer: ParameterServerServicer, server: grpc.Server) -> None:
     """Register the servicer like the generated `add_ParameterServerServicer_to_server`,
-    except for the tensor streams: Register, Pull and Exchange yield pre-serialized
+    except for the tensors: Register, Pull, Exchange and PullOne send pre-serialized
     chunk messages, and Commit's and Exchange's chunks reach the servicer as views of
-    the received bytes.
-    The bytes on the wire are the proto's, so generated clients work unchanged."""
+    the received bytes. The bytes on the wire are the proto's, so generated clients
+    work unchanged."""
     service = pb.DESCRIPTOR.services_by_name["ParameterServer"]
     handlers = {}
     for method in service.methods:

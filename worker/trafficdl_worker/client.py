@@ -10,12 +10,13 @@ and returns the vector the worker continues from:
 It numbers commits (so a retried commit is not folded twice), tracks the
 counter each contribution is based on (staleness), and meters every call.
 
-Each window of a model that fits in one chunk is one Exchange call (one round
-trip: pull then commit for the elastic rules, commit then pull for the delta
-rules); larger models use Pull and Commit (see `exchange_max_bytes`). When that call breaks
-off, the window is finished with Pull and Commit (which retry, register again
-and are deduplicated by sequence); a master without Exchange gets Pull and
-Commit from then on.
+Each window of a model that fits in one chunk is done with unary calls:
+PullOne then CommitOne for the elastic rules, one CommitOne that returns the
+centre after the fold for the delta rules (a master without them gets the
+streaming Exchange call instead); larger models use Pull and Commit (see
+`exchange_max_bytes`). When a call breaks off, the window is finished with Pull
+and Commit (which retry, register again and are deduplicated by sequence); a
+master without Exchange gets Pull and Commit from then on.
 """
 
 from __future__ import annotations

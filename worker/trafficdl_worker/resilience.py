@@ -167,15 +167,24 @@ class ResilientClient(ParameterServerClient):
         rank: int,
         header: pb.CommitHeader,
         contribution_of: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        one_chunk: bool = False,
     ) -> Exchanged:
         return self._exchange_once(
-            lambda: ParameterServerClient.pull_and_commit(self, rank, header, contribution_of),
+            lambda: ParameterServerClient.pull_and_commit(
+                self, rank, header, contribution_of, one_chunk=one_chunk
+            ),
             header,
         )
 
-    def commit_and_pull(self, vector: torch.Tensor, header: pb.CommitHeader) -> Exchanged:
+    def commit_and_pull(
+        self, vector: torch.Tensor, header: pb.CommitHeader, *, one_chunk: bool = False
+    ) -> Exchanged:
         return self._exchange_once(
-            lambda: ParameterServerClient.commit_and_pull(self, vector, header), header
+            lambda: ParameterServerClient.commit_and_pull(
+                self, vector, header, one_chunk=one_chunk
+            ),
+            header,
         )
 
     def _exchange_once(self, fn: Callable[[], Exchanged], header: pb.CommitHeader) -> Exchanged:

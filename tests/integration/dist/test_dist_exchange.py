@@ -1,4 +1,5 @@
-"""The Exchange rpc over real gRPC: one call per window, same guarantees as Pull + Commit."""
+"""The Exchange rpc over real gRPC: one call per window, same guarantees as Pull + Commit;
+and, for a model that fits one chunk, the unary PullOne + CommitOne calls."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 N = 10_000  # 40 KB of float32 in 4 KiB chunks: ten chunks, the first beside its header
 
 
-def serve(algorithm: str, servicer_cls: type = ParameterServerServicer) -> tuple:
+def serve(algorithm: str, servicer_cls: type = ParameterServerServicer, chunk: int = 4096) -> tuple:
     spec = RunSpec(
         run_id="r1",
         train=TrainConfig(model="lstm", epochs=2),
-        dist=DistConfig(workers=1, chunk_bytes=4096, algorithm=algorithm),
+        dist=DistConfig(workers=1, chunk_bytes=chunk, algorithm=algorithm),
         dataset="/nowhere",
         num_classes=2,
         label_names=["a", "b"],
@@ -38,7 +39,7 @@ def serve(algorithm: str, servicer_cls: type = ParameterServerServicer) -> tuple
     servicer = servicer_cls(spec, center)
     server, port, _ = make_master_server(servicer, "127.0.0.1:0")
     server.start()
-    client = ParameterServerClient(f"127.0.0.1:{port}", "r1", chunk_bytes=4096)
+    client = ParameterServerClient(f"127.0.0.1:{port}", "r1", chunk_bytes=chunk)
     reg = client.register(-1, "h0")
     ex = Exchanger(client, get_rule(algorithm), rank=0, alpha=0.5, center=reg.center, counter=0)
     ex.exchange_max_bytes = 1 << 30  # Exchange for this ten-chunk model too
@@ -137,3 +138,71 @@ def test_a_many_chunk_model_keeps_pull_and_commit_by_default(stop: list) -> None
     ex.exchange(torch.arange(N, dtype=torch.float32) + 2.0, Progress(batches_done=1))
     assert ex.combined  # Exchange was never tried
     assert servicer.center.state.update_counter == 1
+
+
+ONE_CHUNK = 1 << 16  # the 40 KB model in one chunk: PullOne + CommitOne
+
+
+def test_one_chunk_pull_first_uses_the_unary_calls(stop: list) -> None:
+    server, servicer, client, ex = serve("aeasgd", chunk=ONE_CHUNK)
+    stop.append((server, client))
+    ex.exchange_max_bytes = None  # what workers do
+    start = torch.arange(N, dtype=torch.float32)
+    after = ex.exchange(start + 2.0, Progress(batches_done=1))
+    assert torch.equal(after, start + 1.0)
+    assert torch.equal(servicer.center.state.vector, start + 1.0)
+    assert ex.combined and client.one_calls and ex.counter == 0
+    assert servicer.center.state.workers[0].acked_batches == 1
+    ex.exchange(after, Progress(batches_done=2))
+    assert servicer.center.state.update_counter == 2 and ex.counter == 1
+
+
+def test_one_chunk_commit_first_returns_the_centre_unless_final(stop: list) -> None:
+    server, servicer, client, ex = serve("downpour", chunk=ONE_CHUNK)
+    stop.append((server, client))
+    ex.exchange_max_bytes = None
+    start = torch.arange(N, dtype=torch.float32)
+    after = ex.exchange(start + 3.0, Progress(batches_done=1))
+    assert torch.equal(after, start + 3.0) and ex.counter == 1  # the centre after the fold
+    final = ex.exchange(after + 1.0, Progress(batches_done=2), final=True)
+    assert torch.equal(final, after + 1.0) and ex.run_done and client.one_calls
+    # A retried final commit is acknowledged, not folded twice.
+    header = pb.CommitHeader(rank=0, sequence=2, batches_done=2, window_batches=1, final=True)
+    done = client.commit_and_pull(torch.ones(N), header, one_chunk=True)
+    assert done.ack.update_counter == 2 and done.pulled is None
+    assert torch.equal(servicer.center.state.vector, start + 4.0)
+
+
+def test_one_chunk_refused_commit_and_a_many_chunk_centre(stop: list) -> None:
+    server, servicer, client, ex = serve("aeasgd", chunk=ONE_CHUNK)
+    stop.append((server, client))
+    ex.exchange_max_bytes = None
+    with pytest.raises(grpc.RpcError) as err:
+        ex.exchange(torch.full((N,), float("inf")), Progress(batches_done=1))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert servicer.center.state.commits_rejected == 1  # refused once, not resent
+    assert servicer.center.state.update_counter == 0
+    server2, _, client2, _ = serve("aeasgd")  # 4 KiB chunks: PullOne cannot carry it
+    stop.append((server2, client2))
+    with pytest.raises(grpc.RpcError) as err:
+        client2._pull_one(pb.PullRequest(run_id="r1", rank=0))
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+class ExchangeOnlyMaster(ParameterServerServicer):
+    """A master from before PullOne and CommitOne: answers them UNIMPLEMENTED."""
+
+    PullOne = pb_grpc.ParameterServerServicer.PullOne
+    CommitOne = pb_grpc.ParameterServerServicer.CommitOne
+
+
+@pytest.mark.parametrize("algorithm", ["aeasgd", "downpour"])
+def test_a_master_without_unary_calls_gets_the_exchange_rpc(stop: list, algorithm: str) -> None:
+    server, servicer, client, ex = serve(algorithm, ExchangeOnlyMaster, chunk=ONE_CHUNK)
+    stop.append((server, client))
+    ex.exchange_max_bytes = None
+    start = torch.arange(N, dtype=torch.float32)
+    ex.exchange(start + 2.0, Progress(batches_done=1))
+    assert not client.one_calls and ex.combined  # the Exchange rpc from now on
+    assert servicer.center.state.update_counter == 1
+    assert servicer.center.state.commits_total == 1

@@ -32,6 +32,9 @@ def test_window_longer_than_training_still_moves_the_centre(
     run = result.run
     assert run["commits_total"] == 2 and run["update_counter"] == 2
     assert [c["final"] for c in _commits(result.out_dir)] == [True, True]
+    # The run directory has the same plots as a centralized one.
+    for png in ("confusion.png", "history.png"):
+        assert (result.out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     ckpt = load_checkpoint(result.checkpoint)  # what `classify` loads
     seed_everything(LSTM.seed)
