@@ -95,12 +95,15 @@ def register(app: typer.Typer) -> None:
             table.add_column(
                 col, justify="left" if col in ("run", "model", "algorithm") else "right"
             )
+        oversubscribed = False
         for r in rows:
             fig = r.get("figures") or {}
+            over = (r.get("workers") or 0) > (r.get("cpus") or 10**6)
+            oversubscribed |= over
             table.add_row(
                 Path(r["dir"]).name,
                 str(r.get("model")),
-                str(r.get("workers")),
+                f"{r.get('workers')}{'*' if over else ''}",
                 str(r.get("algorithm") or "centralized"),
                 _fmt(r.get("training_seconds"), ".1f"),
                 _fmt(r.get("wtpe_seconds")),
@@ -118,3 +121,7 @@ def register(app: typer.Typer) -> None:
         if not console.is_terminal:
             console = Console(highlight=False, width=200)
         console.print(table)
+        if oversubscribed:
+            console.print(
+                "* more workers than CPU cores: these timings measure contention, not scaling."
+            )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ def summary(
         "train_config": _plain(spec.train),
         "dist_config": _plain(spec.dist),
         "workers": n,
+        "cpus": os.cpu_count(),  # N > cpus: an oversubscribed run, timings are contention
         "algorithm": d.algorithm,
         "synchronous": d.synchronous,
         "model": spec.train.model,

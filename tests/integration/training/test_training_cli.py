@@ -52,6 +52,14 @@ def test_train_writes_a_complete_run_directory(
     assert all(r["seconds"] > 0 for r in history)
     run = json.loads((trained / "run.json").read_text())
     assert run["train_config"]["model"] == "lstm" and run["dist_config"] is None
+    # The same time/cost keys as a distributed run: T is the training passes,
+    # one node billed at the worker price (the paper's DS4v2 by default).
+    assert run["mode"] == "centralized" and run["workers"] == 0
+    assert run["training_seconds"] == pytest.approx(sum(r["seconds"] for r in history))
+    assert run["training_seconds"] <= run["wall_seconds"]
+    assert run["cost"] == pytest.approx(0.698 * run["training_seconds"] / 3600)
+    assert run["figures"]["macro_f1"] == json.loads((trained / "metrics.json").read_text())[
+        "macro_f1"]  # fmt: skip
     ckpt = load_checkpoint(trained / "checkpoint.pt")
     assert ckpt.label_names == Dataset.open(small_apps[1]).label_names
     assert (

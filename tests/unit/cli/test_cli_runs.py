@@ -9,12 +9,13 @@ from trafficdl.cli import main
 from trafficdl.commands.runs import load_runs, with_ideal
 
 
-def _run(root: Path, name: str, workers: int, seconds: float) -> None:
+def _run(root: Path, name: str, workers: int, seconds: float, cpus: int = 16) -> None:
     d = root / name
     d.mkdir()
     run = {
         "model": "lstm",
         "workers": workers,
+        "cpus": cpus,
         "training_seconds": seconds,
         "wtpe_seconds": seconds / 2,
         "prices": {"worker": 0.5, "master": 1.0 if workers else None},
@@ -45,3 +46,15 @@ def test_runs_cli_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert err.startswith("trafficdl: error:") and "\n" not in err
     (tmp_path / "n1" / "run.json").write_text("{broken")
     assert main(["runs", str(tmp_path / "n1")]) == 2
+
+
+def test_oversubscribed_runs_are_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path, "n1", 1, 40.0, cpus=2)
+    assert main(["runs", str(tmp_path)]) == 0
+    assert "contention" not in capsys.readouterr().out
+    _run(tmp_path, "n4", 4, 20.0, cpus=2)
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "4*" in out and "contention, not scaling" in out
