@@ -140,7 +140,9 @@ class _Run:
 
 
 def _one_fault_round(root: Path, dataset: Path) -> dict[str, float]:
-    run = _Run(root, dataset, epochs=60)
+    # Far more epochs than the round lasts (it is killed once measured): the surviving
+    # worker must still be training when the master comes back, however fast it is.
+    run = _Run(root, dataset, epochs=2000)
     try:
         fresh = run.start_master()
         run.start_workers()
