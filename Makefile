@@ -8,7 +8,8 @@ DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: help venv system-deps test lint unit demo bench protos protos-check images e2e-kind clean
+.PHONY: help venv system-deps test lint unit demo bench protos protos-check images e2e-kind clean \
+	k8s-binaries cluster-up cluster-down
 
 help:
 	@echo "make demo    synth -> extract -> distributed training -> figures (creates .venv)"
@@ -19,7 +20,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[test,bench,api]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,14 +35,18 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/gen_protos.py --check
 
-test: $(STAMP) system-deps lint
+# k8s-binaries: the pinned control plane for tests/integration/k8s (built once, ~25 min
+# cold on 2 cores, then reused from ~/.cache/trafficdl/k8s in well under a second).
+test: $(STAMP) system-deps lint k8s-binaries
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	bash scripts/demo.sh $(DEMO_DIR)
 
+# Every benchmark, one table; the results file feeds the README's figures
+# (python scripts/readme_figures.py regenerates them; `make test` checks them).
 bench: $(STAMP) system-deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --out bench/results/latest.json
 
 protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
@@ -53,6 +58,18 @@ images:
 
 e2e-kind: $(STAMP)
 	bash scripts/e2e-kind.sh
+
+# A local control plane (etcd, kube-apiserver, kube-controller-manager from pinned Go
+# modules, built once into ~/.cache/trafficdl/k8s) + a process kubelet, with the chart
+# installed; KUBECONFIG=.cluster/kubeconfig. See docs/deploy.md.
+k8s-binaries:
+	bash scripts/k8s/build.sh
+
+cluster-up: $(STAMP) k8s-binaries
+	$(BIN)/python scripts/k8s/cluster.py up
+
+cluster-down:
+	$(BIN)/python scripts/k8s/cluster.py down
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache build dist *.egg-info

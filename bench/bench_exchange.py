@@ -14,10 +14,11 @@ exchanges/s (target: >= 50% of the raw socket), and the LSTM's 0.2 MB vector
 summed over workers (target: >= 1,000/s, i.e. 4 workers committing every
 mini-batch at 250 batches/s each).
 
-Next to the raw socket, each figure is also set beside a bare Python gRPC echo
-of the same bytes (what gRPC alone can do here), the older two-call Pull +
-Commit path, and the master's default checkpoint-before-ack (the other rows
-run the master without a checkpointer, as before).
+The first figure of each model is what a user gets: the master's defaults, a
+checkpoint before every ack and a bearer token on every call, beside the same
+exchange without them. The others run the master bare (no checkpoint, no
+token) next to a bare Python gRPC echo of the same bytes (what gRPC alone can
+do here), the streaming Exchange rpc and the older two-call Pull + Commit path.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.table import Row
+from bench.table import Row, pick
 
 CNN_PARAMS = 5_822_338
 LSTM_PARAMS = 52_302
@@ -39,7 +40,9 @@ MB = 1e6
 # ------------------------------------------------------------------ master side
 
 
-def _serve_master(n: int, world: int, wire: str, conn: Any, checkpoint_dir: str = "") -> None:
+def _serve_master(
+    n: int, world: int, wire: str, conn: Any, checkpoint_dir: str = "", token: str = ""
+) -> None:
     import torch
     from trafficdl_master.center import Center
     from trafficdl_master.server import ParameterServerServicer, make_master_server
@@ -67,7 +70,7 @@ def _serve_master(n: int, world: int, wire: str, conn: Any, checkpoint_dir: str 
 
         store = CheckpointStore(checkpoint_dir)
         servicer.on_committed = Checkpointer(store, spec, center, every=1).on_committed
-    server, port, _ = make_master_server(servicer, "127.0.0.1:0")
+    server, port, _ = make_master_server(servicer, "127.0.0.1:0", token=token or None)
     server.start()
     conn.send(port)
     conn.recv()  # told to stop
@@ -75,7 +78,13 @@ def _serve_master(n: int, world: int, wire: str, conn: Any, checkpoint_dir: str 
 
 
 def _client(
-    port: int, seconds: float, min_exchanges: int, wire: str, conn: Any, mode: str = "auto"
+    port: int,
+    seconds: float,
+    min_exchanges: int,
+    wire: str,
+    conn: Any,
+    mode: str = "auto",
+    token: str = "",
 ) -> None:
     import torch
     from trafficdl_worker.client import Exchanger, Progress
@@ -84,7 +93,9 @@ def _client(
     from trafficdl.rpc.client import ParameterServerClient
 
     torch.set_num_threads(1)
-    client = ParameterServerClient(f"127.0.0.1:{port}", "bench", wire_dtype=wire)
+    client = ParameterServerClient(
+        f"127.0.0.1:{port}", "bench", wire_dtype=wire, token=token or None
+    )
     reg = client.register(-1, "bench")
     ex = Exchanger(
         client,
@@ -121,12 +132,16 @@ def _grpc_exchanges(
     *,
     mode: str = "auto",
     checkpoint: bool = False,
+    token: bool = False,
 ) -> list[list[float]]:
+    """Exchanges with a master in its own process; `checkpoint` and `token` together are
+    the master's defaults (a checkpoint before every ack, a bearer token on every call)."""
     ctx = mp.get_context("spawn")
+    secret = "b" * 43 if token else ""
     parent, child = ctx.Pipe()
     tmp = tempfile.TemporaryDirectory(prefix="bench-ckpt-") if checkpoint else None
     master = ctx.Process(
-        target=_serve_master, args=(n, workers, wire, child, tmp.name if tmp else "")
+        target=_serve_master, args=(n, workers, wire, child, tmp.name if tmp else "", secret)
     )
     master.start()
     try:
@@ -134,7 +149,7 @@ def _grpc_exchanges(
         pipes, procs = [], []
         for _ in range(workers):
             a, b = ctx.Pipe()
-            p = ctx.Process(target=_client, args=(port, seconds, min_ex, wire, b, mode))
+            p = ctx.Process(target=_client, args=(port, seconds, min_ex, wire, b, mode, secret))
             p.start()
             pipes.append(a)
             procs.append(p)
@@ -325,8 +340,8 @@ def run(quick: bool) -> list[Row]:
     stream-stream echo of the same bytes (no protobuf, no checks: what gRPC alone
     costs here) and the raw loopback socket.
     """
-    seconds = 1.5 if quick else 4.0
-    rounds = 1 if quick else 3
+    seconds = pick(full=4.0, quick=1.5, smoke=0.3)
+    rounds = pick(full=3, quick=1)
     cnn_bytes, lstm_bytes = CNN_PARAMS * 4, LSTM_PARAMS * 4
     moved = 2 * cnn_bytes / MB  # commit + pull
     runs: dict[str, list[float]] = {}
@@ -337,47 +352,53 @@ def run(quick: bool) -> list[Row]:
     def lstm(key: str, results: list[list[float]]) -> None:
         runs.setdefault(key, []).append(_rate(results))  # exchanges/s, 4 workers
 
+    default = {"checkpoint": True, "token": True}  # what a user's master does
     for _ in range(rounds):
+        cnn("cnn_default", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32", **default))
         cnn("cnn", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32"))
         cnn("cnn_raw", _raw_exchanges(cnn_bytes, 1, seconds, 5))
         cnn("cnn_echo", _echo_exchanges(cnn_bytes, 1, seconds, 5))
         cnn("cnn_exch", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32", mode="exchange"))
-        cnn("cnn_ckpt", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32", checkpoint=True))
         cnn("cnn16", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float16"))
+        lstm("lstm_default", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", **default))
         lstm("lstm", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32"))
         lstm("lstm_raw", _raw_exchanges(lstm_bytes, 4, seconds, 50))
         lstm("lstm_echo", _echo_exchanges(lstm_bytes, 4, seconds, 50))
         lstm(
             "lstm_2rpc", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", mode="pullcommit")
         )
-        lstm("lstm_ckpt", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", checkpoint=True))
         lstm("lstm_exch", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", mode="stream"))
     m = {k: statistics.median(v) for k, v in runs.items()}
     n = f"median of {rounds} alternating rounds"
     cnn_fig = "CNN 23.3 MB commit+pull, 1 worker"
     lstm_fig = "LSTM 0.2 MB exchanges/s, 4 workers"
+    bare = "no checkpoint, no token"
+    dflt = "default master (checkpoint before each ack, token)"
     return [
-        Row("exchange", cnn_fig, moved / m["cnn"], "MB/s", "raw loopback socket",
+        Row("exchange", f"{cnn_fig}, {dflt}", moved / m["cnn_default"], "MB/s",
+            "raw loopback socket", moved / m["cnn_raw"], f"{n}; what a user gets"),
+        Row("exchange", f"{cnn_fig}, {dflt}", moved / m["cnn_default"], "MB/s",
+            f"same, {bare}", moved / m["cnn"], "the price of durability + auth"),
+        Row("exchange", f"{cnn_fig}, {bare}", moved / m["cnn"], "MB/s", "raw loopback socket",
             moved / m["cnn_raw"], f"Pull + Commit rpcs (workers' path); {n}; target >= 0.5x"),
-        Row("exchange", cnn_fig, moved / m["cnn"], "MB/s", "bare Python gRPC echo",
+        Row("exchange", f"{cnn_fig}, {bare}", moved / m["cnn"], "MB/s", "bare Python gRPC echo",
             moved / m["cnn_echo"], "same bytes, 1 MiB raw chunks, no protobuf/checks"),
-        Row("exchange", cnn_fig, moved / m["cnn"], "MB/s", "Exchange rpc",
+        Row("exchange", f"{cnn_fig}, {bare}", moved / m["cnn"], "MB/s", "Exchange rpc",
             moved / m["cnn_exch"], "one call per exchange, forced"),
-        Row("exchange", f"{cnn_fig}, checkpoint_every=1", moved / m["cnn_ckpt"], "MB/s",
-            "no checkpoint", moved / m["cnn"], "the master's default: saved before each ack"),
-        Row("exchange", "CNN exchanges/s, float16 wire", 1 / m["cnn16"], "1/s",
+        Row("exchange", f"CNN exchanges/s, float16 wire, {bare}", 1 / m["cnn16"], "1/s",
             "float32 wire", 1 / m["cnn"], "half the bytes"),
-        Row("exchange", lstm_fig, m["lstm"], "1/s", "target", 1000.0,
-            "PullOne + CommitOne (workers' path); sum over 4 worker processes"),
-        Row("exchange", lstm_fig, m["lstm"], "1/s", "bare Python gRPC echo",
+        Row("exchange", f"{lstm_fig}, {dflt}", m["lstm_default"], "1/s", "target", 1000.0,
+            f"PullOne + CommitOne (workers' path); sum over 4 worker processes; {n}"),
+        Row("exchange", f"{lstm_fig}, {dflt}", m["lstm_default"], "1/s", f"same, {bare}",
+            m["lstm"], "the price of durability + auth"),
+        Row("exchange", f"{lstm_fig}, {bare}", m["lstm"], "1/s", "bare Python gRPC echo",
             m["lstm_echo"], "same bytes, 4 clients"),
-        Row("exchange", lstm_fig, m["lstm"], "1/s", "Exchange rpc", m["lstm_exch"],
+        Row("exchange", f"{lstm_fig}, {bare}", m["lstm"], "1/s", "Exchange rpc", m["lstm_exch"],
             "one streaming call per exchange"),
-        Row("exchange", lstm_fig, m["lstm"], "1/s", "Pull + Commit rpcs", m["lstm_2rpc"],
-            "two streaming calls per exchange"),
-        Row("exchange", f"{lstm_fig}, checkpoint_every=1", m["lstm_ckpt"], "1/s",
-            "no checkpoint", m["lstm"], "the master's default: saved before each ack"),
-        Row("exchange", lstm_fig, m["lstm"], "1/s", "raw loopback socket", m["lstm_raw"], n),
+        Row("exchange", f"{lstm_fig}, {bare}", m["lstm"], "1/s", "Pull + Commit rpcs",
+            m["lstm_2rpc"], "two streaming calls per exchange"),
+        Row("exchange", f"{lstm_fig}, {bare}", m["lstm"], "1/s", "raw loopback socket",
+            m["lstm_raw"], n),
     ]  # fmt: skip
 
 

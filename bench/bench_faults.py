@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.table import Row
+from bench.table import Row, pick
 
 LOST_AFTER = 2.0
 HEARTBEAT = 0.5
@@ -177,7 +177,7 @@ def _training_seconds(root: Path, dataset: Path, every: int) -> float:
 def run(quick: bool) -> list[Row]:
     from trafficdl_master.checkpoint import benchmark
 
-    repeats = 1 if quick else 3
+    repeats = pick(full=3, quick=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-faults-"))
     try:
         dataset = _dataset(tmp / "ds")
@@ -186,7 +186,7 @@ def run(quick: bool) -> list[Row]:
         for i in range(repeats):  # alternate, so load hits both alike
             k1.append(_training_seconds(tmp / f"k1-{i}", dataset, 1))
             k0.append(_training_seconds(tmp / f"k0-{i}", dataset, 0))
-        save = benchmark(tmp / "ckpt", repeats=3 if quick else 5)
+        save = benchmark(tmp / "ckpt", repeats=pick(full=5, quick=3, smoke=1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.table import Row
+from bench.table import Row, pick
 from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.dataset import OBJECT_DTYPE, write_dataset
 
@@ -99,9 +99,10 @@ def _scaling(model: str, rows: int, epochs: int, rounds: int, tmp: Path) -> list
 
 def run(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
-        rounds = 1 if quick else 3
-        rows = _scaling("lstm", 4000 if quick else 20000, 2, rounds, Path(tmp))
-        rows += _scaling("cnn1d", 400 if quick else 1500, 1 if quick else 2, rounds, Path(tmp))
+        rounds = pick(full=3, quick=1)
+        rows = _scaling("lstm", pick(full=20000, quick=4000, smoke=800), 2, rounds, Path(tmp))
+        cnn_rows, cnn_epochs = pick(full=(1500, 2), quick=(400, 1), smoke=(100, 1))
+        rows += _scaling("cnn1d", cnn_rows, cnn_epochs, rounds, Path(tmp))
     return rows
 
 

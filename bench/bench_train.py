@@ -9,8 +9,8 @@
 2. Classify biflows/s end to end from pcap files (checkpoint load, capture
    walk, input scaling, inference, rows), vs extraction alone on the same files.
 
-Both models; torch runs on one thread (figures per core, comparable to
-facts.md). `--quick` keeps the whole module to well under a minute.
+Both models; torch runs on one thread (figures per core, comparable across
+machines). `--quick` keeps the whole module to well under a minute.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.table import Row
+from bench.table import Row, pick
 from trafficdl.capture import ExtractConfig, extract_dataset, extract_file
 from trafficdl.config import TrainConfig
 from trafficdl.dataset import Dataset
@@ -139,7 +139,9 @@ def _classify_rows(ds: Dataset, captures: Path, workdir: Path, repeats: int) -> 
 
 def run(quick: bool) -> list[Row]:
     torch.set_num_threads(1)
-    flows, cnn_n, lstm_n, repeats = (60, 300, 4000, 5) if quick else (250, 1000, 8000, 7)
+    flows, cnn_n, lstm_n, repeats = pick(
+        full=(250, 1000, 8000, 7), quick=(60, 300, 4000, 5), smoke=(20, 100, 1000, 1)
+    )
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         root = Path(tmp)
         synthesize(root / "captures", apps=6, flows_per_app=flows, seed=0)

@@ -14,7 +14,7 @@ import typer
 # Typer vendors its own click; its exception classes are only reachable here.
 from typer._click import exceptions as click_exc
 
-from trafficdl.commands import capture, cluster, distributed, runs, study, train
+from trafficdl.commands import capture, cluster, distributed, interchange, runs, study, train
 from trafficdl.errors import TrafficdlError
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for module in (capture, train, distributed, runs, study, cluster):
+for module in (capture, train, interchange, distributed, runs, study, cluster):
     module.register(app)
 
 
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=args or ["--help"], prog_name="trafficdl", standalone_mode=False)
+        # Not standalone, click returns a command's `typer.Exit(code)` instead of raising it.
+        rc = app(args=args or ["--help"], prog_name="trafficdl", standalone_mode=False)
     except TrafficdlError as exc:
         print(f"trafficdl: error: {exc}", file=sys.stderr)
         return 2
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 def run() -> None:

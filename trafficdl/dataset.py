@@ -51,6 +51,17 @@ OBJECT_DTYPE = np.dtype(
         ("start", "<f8"),  # epoch seconds of the first packet
         ("duration", "<f8"),
         ("encrypted", "u1"),  # 0 no/unknown, 1 TLS, 2 QUIC, 3 DTLS
+        # Tunnels the object was carried in (decapsulated; its 5-tuple and inputs are the
+        # inner ones), outermost first joined by "+": "gtp", "vxlan", "pppoe+gtp"...; ""
+        # for none. outer_src/outer_dst: the outermost tunnel's IP endpoints, client side
+        # first ("" when the tunnels carry no IP, e.g. PPPoE, MPLS); tunnel_id: the
+        # innermost tunnel's id (GTP-U TEID, VNI, GRE key, MPLS label, PPPoE session)
+        # as seen on the object's first packet. Datasets written before these fields
+        # existed lack them: read with `objects.dtype.names` in mind.
+        ("encap", "U24"),
+        ("outer_src", "U39"),
+        ("outer_dst", "U39"),
+        ("tunnel_id", "<u4"),
     ]
 )
 ENCRYPTION_KINDS = ("none", "tls", "quic", "dtls")

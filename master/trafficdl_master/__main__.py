@@ -4,7 +4,8 @@ Configured by flags or TRAFFICDL_* environment variables (flags win). The run
 configuration is one JSON document {"train": {...}, "dist": {...}} (the
 fields of TrainConfig and DistConfig) given as a file or inline; the world
 size may be set on its own. Exit codes: 0 the run succeeded, 2 a user error
-(bad config, unreadable dataset), 1 a crash.
+(bad config, unreadable dataset), 1 a crash, 130 stopped by SIGINT or SIGTERM
+(after a last checkpoint: the run can be continued, see app.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from trafficdl.config import DistConfig, TrainConfig, from_dict, replace
 from trafficdl.distributed.spec import check_dist_config
 from trafficdl.errors import TrafficdlError
 from trafficdl.rpc import credentials
+from trafficdl.rpc.security import refuse_plaintext_token
 from trafficdl_master.app import MasterOptions, serve
 
 
@@ -50,14 +53,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--bind",
-        default=_env("BIND", "0.0.0.0:50051"),
-        help="gRPC host:port, port 0 = any free [TRAFFICDL_BIND]",
+        default=_env("BIND") or f"{_env('POD_IP') or '127.0.0.1'}:50051",
+        help="gRPC host:port, port 0 = any free; default: the pod IP ($TRAFFICDL_POD_IP, "
+        "which the operator sets) or 127.0.0.1, never every interface unless asked "
+        "[TRAFFICDL_BIND]",
     )
     p.add_argument(
         "--metrics-port",
         type=int,
         default=int(_env("METRICS_PORT", "0")),
         help="Prometheus port, 0: off [TRAFFICDL_METRICS_PORT]",
+    )
+    p.add_argument(
+        "--metrics-addr",
+        default=_env("METRICS_ADDR"),
+        help="interface of the metrics endpoint (default: the --bind host) "
+        "[TRAFFICDL_METRICS_ADDR]",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        default=_env("RESUME") == "1",
+        help="this start continues a stopped run: the time it was stopped is not training "
+        "time, and T restarts when every worker is back [TRAFFICDL_RESUME=1]",
     )
     p.add_argument(
         "--t1-seconds",
@@ -133,6 +151,9 @@ def options(args: argparse.Namespace) -> MasterOptions:
         logging.getLogger("trafficdl.master").warning(
             "serving WITHOUT authentication (--insecure): anyone who reaches the port can commit"
         )
+    tls = credentials.server_tls(args)
+    # Before the dataset and model are loaded: a refused bind fails in milliseconds.
+    refuse_plaintext_token(args.bind, token, tls, allow=args.allow_plaintext, serving=True)
     return MasterOptions(
         dataset=args.dataset,
         out_dir=args.out_dir,
@@ -144,20 +165,28 @@ def options(args: argparse.Namespace) -> MasterOptions:
         t1_seconds=args.t1_seconds or None,
         linger=args.linger,
         token=token,
-        tls=credentials.server_tls(args),
+        tls=tls,
+        allow_plaintext=args.allow_plaintext,
         checkpoint_dir=args.checkpoint_dir,
+        metrics_addr=args.metrics_addr,
+        resume=args.resume,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a pod deleted, or the launcher stopping us
     try:
         opts = options(args)
         run = serve(opts, lambda port: _announce(port, args.ready_file))
     except TrafficdlError as exc:
         print(f"trafficdl-master: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("trafficdl-master: stopped; the run continues from its last checkpoint",
+              file=sys.stderr)  # fmt: skip
+        return 130
     f = run["figures"]
     print(
         f"master: run {run['run_id']} done: T {run['training_seconds']:.2f} s, "
@@ -166,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM as SIGINT: serve() then stops cleanly (last checkpoint, no half files)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _announce(port: int, path: str) -> None:

@@ -9,6 +9,9 @@
    directory (checkpoint, history, metrics, run.json); phase SUCCEEDED.
 The server keeps answering Status for `linger` seconds so an operator sees
 the final phase and figures before the process exits.
+Stopped by SIGINT (or SIGTERM, which __main__ turns into one), the master stops
+serving, saves a last checkpoint of what it folded and exits: nothing is
+half-written, and the run continues from there (a restart, or `--resume`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from trafficdl_master.server import ParameterServerServicer, make_master_server
 from trafficdl_master.state import CenterState
 
 log = logging.getLogger("trafficdl.master")
+STOP_GRACE_S = 2.0  # in-flight calls may finish when the master is stopped
 
 
 @dataclass
@@ -56,13 +60,16 @@ class MasterOptions:
     train: TrainConfig
     dist: DistConfig
     run_id: str = ""
-    bind: str = "0.0.0.0:50051"
+    bind: str = "127.0.0.1:50051"  # never every interface unless asked (docs/faults.md)
     metrics_port: int = 0
     t1_seconds: float | None = None
     linger: float = 0.0
     token: str | None = None  # the run's bearer token; None: no authentication (tests only)
     tls: ServerTls | None = None
+    allow_plaintext: bool = False  # the token in clear on a non-loopback bind (explicit opt-out)
     checkpoint_dir: str = ""  # recovery checkpoints (default OUT_DIR/checkpoints)
+    metrics_addr: str = ""  # interface of the metrics endpoint (default: the gRPC bind host)
+    resume: bool = False  # continues a stopped run: its stopped time is not T (recovery.py)
 
 
 @dataclass
@@ -178,8 +185,7 @@ def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> d
     rundir.write_json(out_dir / "history.json", {"epochs": epochs, "commits": commits})
     rundir.write_json(out_dir / "metrics.json", figures)
     rundir.write_json(out_dir / "run.json", run)
-    _plots(out_dir, spec, figures, epochs)
-    return {"run": run, "figures": figures}
+    return {"run": run, "figures": figures, "epochs": epochs}
 
 
 def _plots(out_dir: Path, spec: RunSpec, figures: dict[str, Any], epochs: list[dict]) -> None:
@@ -220,8 +226,8 @@ def serve(
     prep = prepare(opts)
     spec = prep.spec
     store = CheckpointStore(opts.checkpoint_dir or Path(opts.out_dir) / "checkpoints")
-    if state is None:
-        state = recovery.restore(store, spec)  # a restarted master resumes its run
+    if state is None:  # a restarted master resumes its run
+        state = recovery.restore(store, spec, continued=opts.resume)
     resumed = state is not None
     rescaled = None
     if resumed:  # elastic scaling: a checkpoint of another world size (elastic.py)
@@ -236,7 +242,7 @@ def serve(
         sync_timeout=spec.dist.sync_timeout,
     )
     center.on_event = liveness.report
-    if resumed:
+    if resumed and not opts.resume:  # a continued run's clock waits for all its workers
         center.resume()
     metrics.RESTARTS.set(state.restarts)
     if on_center is not None:
@@ -246,10 +252,11 @@ def serve(
     servicer.on_committed = checkpointer.on_committed
     if rescaled is not None:
         elastic.announce(center, checkpointer.save, rescaled)
-    server, port = make_master_server(servicer, opts.bind, token=opts.token, tls=opts.tls)[:2]
+    server, port = make_master_server(servicer, opts.bind, token=opts.token, tls=opts.tls,
+                                      allow_plaintext=opts.allow_plaintext)[:2]  # fmt: skip
     monitor = liveness.LivenessMonitor(center, spec.dist.lost_after).start()
     bind_metrics(spec, center)
-    metrics.serve(opts.metrics_port, bind_host(opts.bind))  # the interface it is told
+    metrics.serve(opts.metrics_port, opts.metrics_addr or bind_host(opts.bind))
     server.start()
     log.info(
         "master of run %s listening on port %d for %d workers", spec.run_id, port, spec.dist.workers
@@ -269,9 +276,20 @@ def serve(
         metrics.MACRO_F1.set(figures["macro_f1"])
         metrics.MACRO_RECALL.set(figures["macro_recall"])
         center.set_phase("succeeded", "run complete")
+        # Plots after SUCCEEDED: run.json is the result; a Status poll must not
+        # wait on matplotlib (the launcher still waits for the process to exit).
+        _plots(Path(opts.out_dir), spec, figures, result["epochs"])
         if opts.linger > 0:
             time.sleep(opts.linger)
         return result["run"]
+    except KeyboardInterrupt:
+        server.stop(grace=STOP_GRACE_S).wait()  # no commit is folded after this
+        try:
+            checkpointer.save()
+        except CheckpointError as exc:  # the previous checkpoints still stand
+            log.error("last checkpoint not saved: %s", exc)
+        center.set_phase("failed", "stopped by a signal; continue the run with --resume")
+        raise
     except BaseException as exc:
         center.set_phase("failed", f"{type(exc).__name__}: {exc}")
         raise

@@ -2,7 +2,7 @@
 
 `CenterState` (state.py) is everything a restarted master needs (flat centre
 vector, update counter, per-rank progress, training time so far, history), in
-one object with `snapshot()`/`restore()` so an atomic checkpoint (issue 5) can
+one object with `snapshot()`/`restore()` so an atomic checkpoint can
 save and reload it. `Center` applies the run's update rule to it under one lock:
 asynchronous commits are folded one at a time as they arrive; synchronous
 (EASGD) commits wait at a barrier until every active rank has committed, then

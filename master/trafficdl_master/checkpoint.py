@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from trafficdl.atomic import fsync_dir
 from trafficdl.errors import TrafficdlError
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,6 @@ class Snapshot:
 
 def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _layout(arrays: Mapping[str, np.ndarray]) -> tuple[list[dict[str, Any]], list[np.ndarray], int]:
@@ -149,7 +142,7 @@ def write_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None

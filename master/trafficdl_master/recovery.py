@@ -28,7 +28,9 @@ snapshot belong to no snapshot).
 
 T across a restart: the restored `elapsed_before` is the snapshot's training
 time plus the wall-clock gap from its save to the restart (the outage is paid
-for, as a cloud bill would).
+for, as a cloud bill would). A run stopped on purpose (SIGTERM/SIGINT: the
+master saves a last snapshot on its way out) and continued with
+`trafficdl train --resume` is charged nothing for the time it was stopped.
 """
 
 from __future__ import annotations
@@ -60,11 +62,15 @@ class RecoveryError(TrafficdlError):
     """The checkpoint directory belongs to another run or model."""
 
 
-def restore(store: CheckpointStore, spec: RunSpec) -> CenterState | None:
+def restore(
+    store: CheckpointStore, spec: RunSpec, *, continued: bool = False
+) -> CenterState | None:
     """The state of the newest good checkpoint of this run (None: start afresh).
 
-    Counts the restart and charges the outage to T. Raises RecoveryError when
-    the checkpoints belong to another run id or model version.
+    Counts the restart and charges the outage to T, unless `continued`: a run
+    the user stopped and continues (`trafficdl train --resume`), whose stopped
+    time is no training time (its clock restarts when every worker is back).
+    Raises RecoveryError when the checkpoints belong to another run id or model version.
     """
     snap = store.latest_good()
     if snap is None:
@@ -79,16 +85,19 @@ def restore(store: CheckpointStore, spec: RunSpec) -> CenterState | None:
     data["vector"] = torch.from_numpy(snap.arrays["centre"].copy())
     data["history"] = _read_history(store.directory / HISTORY_FILE, int(meta["history_len"]))
     state = CenterState.restore(data)
-    outage = max(0.0, time.time() - snap.saved_at)
+    gap = max(0.0, time.time() - snap.saved_at)
+    outage = 0.0 if continued else gap
     state.elapsed_before = float(meta["training_seconds"]) + outage
     state.restarts += 1
     log.warning(
-        "resumed run %s from %s: update %d, T so far %.2f s (outage %.2f s), restart %d",
+        "%s run %s from %s: update %d, T so far %.2f s (%s %.2f s), restart %d",
+        "continued" if continued else "resumed",
         spec.run_id,
         snap.path.name,
         state.update_counter,
         state.elapsed_before,
-        outage,
+        "stopped, not counted:" if continued else "outage",
+        gap,
         state.restarts,
     )
     return state

@@ -4,7 +4,7 @@ Each RPC converts its messages (headers, streamed chunks) to domain calls on
 `Center` and back, maps domain refusals to gRPC status codes, and counts bytes
 and calls for Prometheus. `make_master_server` is the one place the server is
 assembled (servicer + standard health service + transport options), so TLS and
-auth interceptors (issue 5) are passed through without touching the servicer.
+auth interceptors are passed through without touching the servicer.
 """
 
 from __future__ import annotations
@@ -386,12 +386,14 @@ def make_master_server(
     *,
     token: str | None = None,
     tls: security.ServerTls | None = None,
+    allow_plaintext: bool = False,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """The master's server: parameter service + grpc.health.v1 (for Kubernetes probes).
 
     With `token`, every call but the health service's needs it (UNAUTHENTICATED
     otherwise, counted in trafficdl_master_auth_rejected_total); `tls` adds TLS,
-    mutual when it names a client CA.
+    mutual when it names a client CA. A token without TLS needs a loopback
+    `address` or `allow_plaintext` (security.SecurityError otherwise).
     """
     world = servicer.center.state.world_size
     server, port = transport.make_server(
@@ -400,6 +402,7 @@ def make_master_server(
         token=token,
         tls=tls,
         on_reject=lambda reason, _method: metrics.AUTH_REJECTED.labels(reason).inc(),
+        allow_plaintext=allow_plaintext,
     )
     add_to_server(servicer, server)
     health_servicer = health.HealthServicer()

@@ -69,10 +69,18 @@ def _env(job: str, namespace: str, run_id: str, spec: JobSpec, role: str, rank: 
         c.ENV_OUT_DIR: spec.out_dir(job),
         c.ENV_METRICS_PORT: str(c.METRICS_PORT),
         c.ENV_RUN_CONFIG: json.dumps(spec.run_config(world_size), sort_keys=True),
+        c.ENV_ALLOW_PLAINTEXT: "1",  # no per-job TLS yet: an explicit, documented opt-out
     }
     if rank is not None:  # the master has no rank: ranks number the workers 0..N-1
         plain[c.ENV_RANK] = str(rank)
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
+    # Bind the pod's own IP, not 0.0.0.0 ($(VAR) is expanded by the kubelet).
+    if role == c.ROLE_MASTER:
+        plain[c.ENV_BIND] = f"$({c.ENV_POD_IP}):{c.GRPC_PORT}"
+    else:
+        plain[c.ENV_METRICS_ADDR] = f"$({c.ENV_POD_IP})"
+    env: list[dict[str, Any]] = [{"name": c.ENV_POD_IP, "valueFrom": {"fieldRef": {
+        "fieldPath": "status.podIP"}}}]
+    env += [{"name": k, "value": v} for k, v in plain.items()]
     env.append({"name": c.ENV_TOKEN, "valueFrom": {"secretKeyRef": {
         "name": c.secret_name(job), "key": c.TOKEN_KEY}}})
     return env

@@ -8,6 +8,7 @@ a value here is a breaking change of the v1alpha1 API.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 GROUP: Final = "trafficdl.io"
@@ -73,10 +74,39 @@ METRICS_PORT_NAME: Final = "metrics"
 MASTER_COMMAND: Final = ("python", "-m", "trafficdl_master")
 WORKER_COMMAND: Final = ("python", "-m", "trafficdl_worker")
 
+# The pod's own IP (downward API status.podIP): master gRPC, master and worker
+# metrics bind it instead of 0.0.0.0, which also works where pods share one
+# network namespace (the process kubelet of scripts/k8s).
+ENV_POD_IP: Final = "TRAFFICDL_POD_IP"
+ENV_BIND: Final = "TRAFFICDL_BIND"
+ENV_METRICS_ADDR: Final = "TRAFFICDL_METRICS_ADDR"
+# Master and workers refuse a bearer token over plaintext off loopback unless told
+# the network is trusted. Until the operator issues per-job certificates (mTLS),
+# it says so explicitly for every job: the token crosses the pod network in clear
+# (docs/faults.md, threat table). The local test cluster's pods are on 127.77.x.y.
+ENV_ALLOW_PLAINTEXT: Final = "TRAFFICDL_ALLOW_PLAINTEXT"
+
+# Longest job name whose children are valid: `{job}-worker-{rank}` is a pod
+# hostname (a DNS-1123 label, <= 63 chars) for ranks up to 255 (the schema's
+# maximum), `{job}-master` a Service name (DNS-1035 label), `{job}` a label value.
+MAX_JOB_NAME: Final = 63 - len("-worker-255")
+JOB_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
 # Key of the run token inside the per-run Secret.
 TOKEN_KEY: Final = "token"
 # Where the data volume is mounted in every pod.
 VOLUME_NAME: Final = "data"
+
+
+def job_name_problem(job: str) -> str | None:
+    """Why `job` cannot name a run's children (None when it can)."""
+    if len(job) > MAX_JOB_NAME:
+        return (f"metadata.name {job!r} is {len(job)} characters; at most {MAX_JOB_NAME} leave "
+                "room for the pod hostnames {name}-worker-{rank} (63 characters)")
+    if not re.match(JOB_NAME_PATTERN, job):
+        return (f"metadata.name {job!r} must be a DNS-1035 label (lower-case letters, digits "
+                "and '-', starting with a letter, no dots): it names the master Service")
+    return None
 
 
 def master_name(job: str) -> str:

@@ -3,7 +3,8 @@
 kopf watches the TrafficTrainingJobs; children are read and written with the
 official client here. Responses are decoded to dicts (`_preload_content=False`)
 so the pure builders/planners work on the same shapes as the API. 404 on
-delete and 409 on create mean "already done": creation is idempotent.
+delete and 409 on create mean "already done": creation is idempotent; any
+other 4xx on create is permanent (CreateRejected) and fails the job.
 The RBAC verbs in docs/operator.md are exactly the calls of this module plus
 kopf's own (watch/list/patch of the jobs, create of events).
 """
@@ -18,6 +19,24 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from trafficdl_operator import contract as c
+
+
+class CreateRejected(Exception):
+    """The API server refused a child for good (a 4xx other than 409 and 429):
+    a bad quantity, an invalid volume, a name too long, Forbidden by Pod Security.
+    Retrying cannot help, so the job fails with the server's message."""
+
+    def __init__(self, kind: str, name: str, status: int | None, message: str) -> None:
+        who = f"the API server rejected {kind} {name} ({status})" if status is not None else \
+            f"the Kubernetes client refused {kind} {name} before sending it"
+        super().__init__(f"{who}: {message}")
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or b"{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
 
 
 def load_config() -> None:
@@ -49,16 +68,23 @@ class Kube:
                 == job]
 
     def create(self, namespace: str, obj: dict[str, Any]) -> bool:
-        """Create a Pod, Service or Secret; False if it already exists."""
+        """Create a Pod, Service or Secret; False if it already exists.
+        Raises CreateRejected for a permanent refusal (non-409/429 4xx)."""
         kind = obj["kind"]
         fn = {"Pod": self.core.create_namespaced_pod,
               "Service": self.core.create_namespaced_service,
               "Secret": self.core.create_namespaced_secret}[kind]
         try:
             fn(namespace, obj, _preload_content=False)
+        except ValueError as exc:  # the client's own schema check (pydantic), e.g. nfs w/o server
+            raise CreateRejected(kind, obj["metadata"]["name"], None,
+                                 " ".join(str(exc).split())) from exc
         except ApiException as exc:
             if exc.status == 409:
                 return False
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                raise CreateRejected(kind, obj["metadata"]["name"], exc.status,
+                                     _api_message(exc)) from exc
             raise
         return True
 

@@ -28,7 +28,7 @@ from trafficdl_operator import builders, metrics
 from trafficdl_operator import contract as c
 from trafficdl_operator import reconcile as rec
 from trafficdl_operator import status as s
-from trafficdl_operator.kube import Kube, load_config
+from trafficdl_operator.kube import CreateRejected, Kube, load_config
 from trafficdl_operator.masterclient import fetch_status
 from trafficdl_operator.settings import Settings
 from trafficdl_operator.spec import JobSpec, SpecError, parse
@@ -60,12 +60,17 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 330
     # Our Events are explicit (kopf.event); kopf's own log-to-Event posting only for problems.
     settings.posting.level = logging.WARNING
+    # The resource is fixed and the namespaces come from the command line: no scanning of
+    # CRDs/namespaces, which the chart's namespaced Role does not allow (kopf would retry
+    # the forbidden lists for a minute before starting).
+    settings.scanning.disabled = True
     # Sync handlers run in this pool; each reconciliation is short, a few jobs share it.
     settings.execution.max_workers = 8
     load_config()
     memo.kube = Kube()
     if SETTINGS.metrics_port:
-        memo.metrics_server = metrics.start_server(SETTINGS.metrics_port)
+        memo.metrics_server = metrics.start_server(SETTINGS.metrics_port,
+                                                   addr=SETTINGS.metrics_addr)
 
 
 @kopf.on.cleanup(id="cleanup")
@@ -129,8 +134,13 @@ def _reconcile(body: kopf.Body, job: JobSpec, status: dict[str, Any], memo: kopf
                            now=datetime.now(UTC))
         plan = rec.plan(obs, SETTINGS)
         kopf.adopt(plan.create, owner=body)
-        for child in plan.create:
-            kube.create(namespace, child)
+        try:
+            for child in plan.create:
+                kube.create(namespace, child)
+        except CreateRejected as exc:  # permanent: Failed with the server's message
+            _fail_invalid(body, patch, memo, {**status, **plan.status}, str(meta.get("uid")),
+                          str(exc), obs.generation)
+            return
         for pod in dict.fromkeys(plan.delete_pods):
             kube.delete_pod(namespace, pod, SETTINGS.pod_grace_seconds)
         for kind, reason, message in plan.events:
@@ -156,6 +166,9 @@ def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, nam
             return  # already set up (e.g. the operator restarted): the timer carries on
         generation = int(meta.get("generation") or 1)
         try:
+            problem = c.job_name_problem(name)  # where the schema's CEL rule is not enforced
+            if problem:
+                raise SpecError(problem)
             job = parse(copy.deepcopy(dict(spec)))
         except SpecError as exc:
             _fail_invalid(body, patch, memo, current, uid, str(exc), generation)
@@ -164,15 +177,20 @@ def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, nam
         token = builders.new_token()
         children = [builders.build_secret(name, token), builders.build_service(name)]
         kopf.adopt(children, owner=body)
-        if not kube.create(namespace, children[0]):
-            token = kube.read_token(namespace, name) or token  # created by an earlier attempt
+        try:
+            if not kube.create(namespace, children[0]):
+                token = kube.read_token(namespace, name) or token  # from an earlier attempt
+            kube.create(namespace, children[1])
+        except CreateRejected as exc:
+            _fail_invalid(body, patch, memo, current, uid, str(exc), generation)
+            return
         memo.token = token
-        kube.create(namespace, children[1])
         now = datetime.now(UTC)
         current.update(
             phase=c.PHASE_CREATED, runId=rec.run_id(name, uid), worldSize=job.workers,
             startTime=s.now_iso(now), masterEndpoint=c.master_addr(name, namespace),
             currency=job.dist.currency,
+            selector=f"{c.LABEL_JOB}={name},{c.LABEL_ROLE}={c.ROLE_WORKER}",  # scale subresource
             conditions=s.set_condition([], c.PHASE_CREATED, True, "JobCreated",
                                        "secret, service and pods created", now),
         )
@@ -201,5 +219,9 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, uid: str, m
 
 @kopf.on.delete(c.GROUP, c.VERSION, c.PLURAL, id="forget", optional=True)
 def forget(uid: str, **_: Any) -> None:
-    # optional: no finalizer; children go with the job through their ownerReferences.
+    # optional: this handler alone would need no finalizer, but the `reconcile` timer
+    # makes kopf put its finalizer on every job (kopf stops the timer before the job
+    # goes). So a delete completes only while an operator runs; with none running the
+    # job waits, Terminating, until one starts (docs/operator.md: how to release it).
+    # Children go with the job through their ownerReferences (garbage collector).
     metrics.set_phase(uid, None)

@@ -44,9 +44,10 @@ def set_phase(uid: str, phase: str | None) -> None:
             JOBS.labels(phase=p).set(sum(1 for v in _phases.values() if v == p))
 
 
-def start_server(port: int, registry: CollectorRegistry = REGISTRY) -> Any:
+def start_server(port: int, registry: CollectorRegistry = REGISTRY,
+                 addr: str = "0.0.0.0") -> Any:
     """Serve /metrics on `port`; returns the server so a cleanup handler can stop it."""
     from prometheus_client import start_http_server
 
-    server, _thread = start_http_server(port, registry=registry)
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
     return server

@@ -27,6 +27,8 @@ class Settings:
     status_timeout: float = 3.0
     # Port of the operator's own Prometheus metrics (0 disables the endpoint).
     metrics_port: int = 8080
+    # Interface of that endpoint; the chart sets the pod's own IP (downward API).
+    metrics_addr: str = "0.0.0.0"
     # Dial this host:port instead of the master Service (tests, port-forwards).
     master_addr_override: str = ""
     # The master keeps answering Status this long after the run (several reconcile
@@ -49,6 +51,7 @@ class Settings:
             reconcile_interval=float(get("RECONCILE_INTERVAL", d.reconcile_interval)),
             status_timeout=float(get("STATUS_TIMEOUT", d.status_timeout)),
             metrics_port=int(get("METRICS_PORT", d.metrics_port)),
+            metrics_addr=get("METRICS_ADDR", d.metrics_addr),
             master_addr_override=get("MASTER_ADDR_OVERRIDE", d.master_addr_override),
             master_linger_seconds=float(get("MASTER_LINGER_SECONDS", d.master_linger_seconds)),
             pod_grace_seconds=int(get("POD_GRACE_SECONDS", d.pod_grace_seconds)),

@@ -244,18 +244,7 @@ def extract_dataset(
         results = _results(work, min(jobs, len(work)), progress)
         for i, (res, lab) in enumerate(zip(results, labels_of, strict=True)):
             n_obj = res.stats.pop("objects")
-            captures.append(
-                {
-                    "path": res.path,
-                    "label": lab,
-                    "format": res.format,
-                    "packets": res.packets_read,
-                    "objects": n_obj,
-                    "error": res.error,
-                    "warnings": res.warnings,
-                    "stats": res.stats,
-                }
-            )
+            captures.append(capture_record(res, lab, n_obj))
             parts.append((i, n_obj, lab))
         _check(captures, strict)
         # A class is an app with at least one object: a label whose captures were all
@@ -309,10 +298,51 @@ def _check(captures: list[dict[str, Any]], strict: bool) -> None:
         why = first["error"] or "; ".join(first["warnings"])
         raise ExtractError(f"--strict: {len(damaged)} capture(s) damaged, first: {why}")
     if not any(c["packets"] for c in captures):
-        why = "; ".join(c["error"] for c in captures if c["error"]) or "captures are empty"
-        raise ExtractError(f"nothing could be read: {why}")
+        raise ExtractError(f"nothing could be read: {unread_reasons(captures)}")
     if not any(c["objects"] for c in captures):
-        raise ExtractError("no TCP/UDP objects found in the captures")
+        raise ExtractError(f"no TCP/UDP objects found in the captures ({_seen(captures)})")
+
+
+def capture_record(res: FileResult, label: str = "", objects: int | None = None) -> dict:
+    """A capture's provenance as the dataset's meta and the report keep it."""
+    return {
+        "path": res.path,
+        "label": label,
+        "format": res.format,
+        "packets": res.packets_read,
+        "objects": len(res) if objects is None else objects,
+        "error": res.error,
+        "warnings": res.warnings,
+        "stats": res.stats,
+    }
+
+
+def unread_reasons(captures: Sequence[dict[str, Any]]) -> str:
+    """Why each capture gave no packet, on one line: its error, else the reader's
+    warnings, else that it holds no packet."""
+    reasons = []
+    for c in captures:
+        if c["packets"]:
+            continue
+        why = c["error"] or "; ".join(c["warnings"]) or "no packets"
+        path = str(c["path"])
+        reasons.append(why if why.startswith(path) else f"{path}: {why}")
+    return "; ".join(reasons)
+
+
+def _seen(captures: Sequence[dict[str, Any]]) -> str:
+    """What the packets were instead of TCP/UDP, summed over captures."""
+    total: dict[str, int] = {}
+    for c in captures:
+        for k in ("non_ip", "other_l4", "fragments", "malformed"):
+            total[k] = total.get(k, 0) + int(c["stats"].get(k, 0))
+    links = sorted({lt for c in captures for lt in c["stats"].get("unknown_links", [])})
+    packets = sum(c["packets"] for c in captures)
+    parts = [f"{v} {k.replace('_', '-')}" for k, v in total.items() if v]
+    text = f"{packets} packets: " + (", ".join(parts) or "none decodable")
+    if links:
+        text += f"; unsupported link types {links}"
+    return text
 
 
 __all__ = [
@@ -323,4 +353,5 @@ __all__ = [
     "extract_file",
     "find_captures",
     "read_labels_csv",
+    "unread_reasons",
 ]

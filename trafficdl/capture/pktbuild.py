@@ -3,7 +3,8 @@
 scapy builds a frame in ~400 us here (measured: 15k packets would take 6 s),
 so `trafficdl synth` assembles headers with `struct` and real checksums
 instead; tests/unit/capture check every field against scapy's dissection of
-the result. The pcap writer is the classic microsecond format (LINKTYPE 1).
+the result. The GTP-U wrappers make the tunnelled twin of a capture (tests,
+bench). The pcap writer is the classic microsecond format (LINKTYPE 1).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from collections.abc import Collection
 from typing import BinaryIO
 
 _ETH = struct.Struct("!6s6sH")
@@ -77,6 +79,40 @@ def udp_frame(
     csum = checksum(_pseudo(src, dst, 17, len(dgram)) + dgram) or 0xFFFF
     dgram = dgram[:6] + struct.pack("!H", csum) + dgram[8:]
     return _ETH.pack(macs[1], macs[0], 0x0800) + _ipv4(src, dst, 17, dgram, ident)
+
+
+def gtp_u_frame(
+    macs: tuple[bytes, bytes],
+    outer: tuple[bytes, bytes],
+    teid: int,
+    frame: bytes,
+    ident: int = 0,
+) -> bytes:
+    """An Ethernet/IPv4 `frame`'s IP packet re-sent inside GTP-U (UDP 2152, a G-PDU)
+    from outer[0] to outer[1], as captured on a mobile core's user-plane interface."""
+    inner = frame[14:]
+    gtp = struct.pack("!BBHI", 0x30, 0xFF, len(inner), teid) + inner
+    return udp_frame(macs, outer[0], outer[1], 2152, 2152, gtp, ident)
+
+
+def gtp_u_capture(
+    frames: list[tuple[float, bytes]],
+    clients: Collection[bytes],
+    teids: tuple[int, int] = (0x1000, 0x2000),
+) -> list[tuple[float, bytes]]:
+    """Mobile clients' Ethernet/IPv4 frames as a core network's user-plane interface
+    (S1-U / N3) carries them: uplink (from one of `clients`) from the base station
+    192.0.2.1 to the gateway 192.0.2.2 with the gateway's TEID, downlink back with
+    the base station's."""
+    ran, core = bytes((192, 0, 2, 1)), bytes((192, 0, 2, 2))
+    macs = (b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02")
+    out = []
+    for i, (ts, frame) in enumerate(frames):
+        if frame[26:30] in clients:
+            out.append((ts, gtp_u_frame(macs, (ran, core), teids[0], frame, i)))
+        else:
+            out.append((ts, gtp_u_frame(macs[::-1], (core, ran), teids[1], frame, i)))
+    return out
 
 
 def write_pcap(f: BinaryIO, frames: list[tuple[float, bytes]], linktype: int = 1) -> None:

@@ -2,8 +2,12 @@
 
 Per-packet dissection (scapy's rdpcap) runs at ~1.5k packets/s here, so the
 readers walk the record headers themselves with `struct.unpack_from` over
-large buffered chunks (facts.md: ~700k records/s). Memory is one chunk plus
+large buffered chunks (~700k records/s measured here; docs/capture.md). Memory is one chunk plus
 the frame being yielded, whatever the capture size.
+
+Frames are yielded without an Ethernet FCS where the file declares one (the
+pcap link-type field's FCS bits, pcapng's if_fcslen), and pcapng timestamps
+honour each interface's if_tsresol and if_tsoffset.
 
 Damage never raises past the reader: the packets before it are yielded and
 `warnings` says what happened (a truncated last record, an absurd length, an
@@ -59,7 +63,10 @@ class RecordReader:
             endian, self.ts_div = PCAP_MAGICS[magic]
             self.endian = endian
             self.format = "pcap"
-            self.linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0x0FFFFFFF
+            field = struct.unpack_from(endian + "I", head, 20)[0]
+            self.linktype = field & 0x03FFFFFF  # libpcap's LT_LINKTYPE
+            # LT_FCS_LENGTH_PRESENT: the top 4 bits count 16-bit words of FCS per frame
+            self.fcs = (field >> 28) * 2 if field & 0x04000000 else 0
             self._rest = b""
         elif magic == PCAPNG_SHB:
             self.format = "pcapng"
@@ -77,6 +84,7 @@ class RecordReader:
         unpack = struct.Struct(self.endian + "IIII").unpack_from
         div = self.ts_div
         lt = self.linktype
+        fcs = self.fcs
         buf = b""
         pos = 0
         offset = 24  # file offset of buf[0], for messages
@@ -96,7 +104,7 @@ class RecordReader:
                 nxt = pos + 16 + incl
                 if nxt > end:
                     break
-                yield sec + frac / div, lt, buf[pos + 16 : nxt], orig
+                yield sec + frac / div, lt, buf[pos + 16 : nxt - fcs], orig - fcs
                 pos = nxt
         if pos < len(buf):
             self.warnings.append(
@@ -111,7 +119,7 @@ class RecordReader:
         offset = 0
         endian = "<"
         u32 = struct.Struct("<I").unpack_from
-        ifaces: list[tuple[int, float]] = []  # (link type, ticks per second)
+        ifaces: list[tuple[int, float, int, int]] = []  # link type, ticks/s, offset s, FCS
         for chunk in _chunks(self.f, self._rest):
             buf = buf[pos:] + chunk if pos < len(buf) else chunk
             offset += pos
@@ -147,15 +155,17 @@ class RecordReader:
                     if iface >= len(ifaces) or 28 + cap > blen:
                         self.warnings.append(f"bad packet block at byte {offset + pos}; skipped")
                     else:
-                        lt, tps = ifaces[iface]
-                        yield ((hi << 32) | lo) / tps, lt, buf[pos + 28 : pos + 28 + cap], orig
+                        lt, tps, tsoff, fcs = ifaces[iface]
+                        frame = buf[pos + 28 : pos + 28 + cap - fcs]
+                        yield ((hi << 32) | lo) / tps + tsoff, lt, frame, orig - fcs
                 elif btype == 3 and ifaces:  # simple packet block: no timestamp
                     orig = u32(buf, pos + 8)[0]
                     cap = min(orig, blen - 16)
-                    yield 0.0, ifaces[0][0], buf[pos + 12 : pos + 12 + cap], orig
+                    fcs = ifaces[0][3]
+                    yield 0.0, ifaces[0][0], buf[pos + 12 : pos + 12 + cap - fcs], orig - fcs
                 elif btype == 1:  # interface description
                     lt = struct.unpack_from(endian + "H", buf, pos + 8)[0]
-                    ifaces.append((lt, self._tsresol(buf, pos + 16, nxt - 4, endian)))
+                    ifaces.append((lt, *self._if_options(buf, pos + 16, nxt - 4, endian)))
                 pos = nxt
         if pos < len(buf):
             self.warnings.append(
@@ -164,17 +174,23 @@ class RecordReader:
             )
 
     @staticmethod
-    def _tsresol(buf: bytes, pos: int, end: int, endian: str) -> float:
-        """Ticks per second from an IDB's if_tsresol option (default microseconds)."""
+    def _if_options(buf: bytes, pos: int, end: int, endian: str) -> tuple[float, int, int]:
+        """(ticks per second, timestamp offset in seconds, FCS bytes per frame) of an IDB:
+        if_tsresol (default microseconds), if_tsoffset, if_fcslen (default none)."""
+        tps, offset, fcs = 1e6, 0, 0
         while pos + 4 <= end:
             code, length = struct.unpack_from(endian + "HH", buf, pos)
             if code == 0:
                 break
             if code == 9 and length >= 1:
                 v = buf[pos + 4]
-                return float(2 ** (v & 0x7F)) if v & 0x80 else float(10**v)
+                tps = float(2 ** (v & 0x7F)) if v & 0x80 else float(10**v)
+            elif code == 14 and length == 8:
+                offset = struct.unpack_from(endian + "q", buf, pos + 4)[0]
+            elif code == 13 and length >= 1 and buf[pos + 4] < 16:
+                fcs = buf[pos + 4]
             pos += 4 + ((length + 3) & ~3)
-        return 1e6
+        return tps, offset, fcs
 
 
 def open_records(f: BinaryIO, name: str = "capture") -> RecordReader:

@@ -36,6 +36,10 @@ def summarize(path: str | Path) -> dict[str, Any]:
             }
         )
     enc_all = objects["encrypted"]
+    encap: dict[str, int] = {}
+    if "encap" in (objects.dtype.names or ()):  # datasets before decapsulation lack it
+        kinds_of, counts = np.unique(objects["encap"], return_counts=True)
+        encap = {str(k) or "none": int(c) for k, c in zip(kinds_of, counts, strict=True)}
     kinds = {k: int((enc_all == i).sum()) for i, k in enumerate(ENCRYPTION_KINDS)}
     return {
         "path": str(path),
@@ -47,6 +51,7 @@ def summarize(path: str | Path) -> dict[str, Any]:
         "packets": int(objects["n_packets"].sum()),
         "encrypted_share": float((enc_all > 0).mean()) if len(ds) else 0.0,
         "encryption": kinds,
+        "encapsulation": encap,  # objects per tunnel stack ("none": not tunnelled)
         "per_label": rows,
     }
 
@@ -67,4 +72,7 @@ def render_summary(s: dict[str, Any]) -> str:
     kinds = ", ".join(f"{k} {v:,}" for k, v in s["encryption"].items())
     buf = io.StringIO()
     Console(file=buf, width=100, color_system=None).print(t)
-    return buf.getvalue().rstrip() + f"\nencryption: {kinds}"
+    text = buf.getvalue().rstrip() + f"\nencryption: {kinds}"
+    if s.get("encapsulation"):
+        text += "\nencapsulation: " + ", ".join(f"{k} {v:,}" for k, v in s["encapsulation"].items())
+    return text

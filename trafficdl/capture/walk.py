@@ -2,11 +2,17 @@
 
 One loop does link layer, IP and L4 decoding and the object table together,
 with everything in local variables: the object table is the cost (~3 us per
-packet in CPython, facts.md), so the decode stays inline instead of one call
+packet in CPython, measured here; docs/capture.md), so the decode stays inline instead of one call
 per layer. Once an object has its N_p packet rows and N_b payload bytes, a
 packet only touches four counters.
 
-Objects:
+Tunnels (trafficdl.capture.tunnels) cost an ordinary packet one dict lookup
+(UDP destination port) at most: only a tunnel port, IP protocol or ethertype
+calls a decapsulator, which says where the inner packet starts, and the
+decode goes round again on it (`while True`), so nesting is free. The object
+is keyed, sized and featured by the innermost IP packet.
+
+Objects (boundaries and their options: trafficdl.capture.objects):
 - biflow: both directions of a 5-tuple. The first packet's sender is the
   client, except when the capture starts mid-connection: a SYN+ACK, or a
   non-SYN packet from a port < 1024 to a port >= 1024, was sent by the server,
@@ -14,9 +20,9 @@ Objects:
 - flow: one direction of a 5-tuple; every packet has direction +1.
 - burst: packets of biflows with the same protocol and server (IP, port);
   a new burst starts when the server endpoint was silent for burst_gap.
-A (bi)flow ends after idle_timeout seconds of silence (no FIN/RST logic: a
-reused 5-tuple within the timeout continues the object). Idle objects are
-swept as capture time advances, so memory follows the active objects.
+A (bi)flow ends after idle_timeout seconds of silence, active_timeout seconds
+after its start, or (tcp_close) when a SYN follows both FINs or an RST. Idle
+objects are swept as capture time advances, so memory follows the active ones.
 
 TCP payload bytes follow the sequence numbers per direction while an object
 collects: a retransmitted segment adds no bytes (a partial overlap adds only
@@ -26,14 +32,25 @@ the new tail), and a segment more than 16 MiB ahead of the expected sequence
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from trafficdl.capture.config import ExtractConfig
-from trafficdl.capture.encryption import classify_object
-from trafficdl.features import DOWN, UP, FeatureSink
+from trafficdl.capture.objects import (
+    _CLOSE,
+    _FIRST,
+    _HEADS,
+    _LAST,
+    _NBYTES,
+    _NPK,
+    _OPEN,
+    _PAY,
+    _ROWS,
+    CLOSED,
+    ObjectTable,
+    WalkStats,
+    key_ids,
+)
+from trafficdl.capture.tunnels import TPIDS, Decaps
 
 _TCPH = struct.Struct("!HHIIBBH").unpack_from
 _UDPH = struct.Struct("!HH").unpack_from
@@ -41,116 +58,27 @@ _IP4H = struct.Struct("!BxHxxHxB").unpack_from  # version/ihl, total length, fra
 _U32LE = struct.Struct("<I").unpack_from
 _IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140, 253, 254))
 _RAW_LINKS = frozenset((101, 12, 14))
+_TPIDS = frozenset(TPIDS)
 SEQ_MASK = 0xFFFFFFFF
 OUT_OF_WINDOW = 1 << 24
 HEAD = 16  # bytes of a direction's first payload kept for encryption detection
+# `proto` codes of packets that make no object (real protocols are 6 and 17)
+_BAD, _FRAG, _NON_IP, _OTHER = -1, -2, -3, -4
 
-# Object state (a list for speed): indices
-_FIRST, _LAST, _NPK, _NBYTES, _PAY, _ROWS, _META, _OPEN, _HEADS, _KEYS = range(10)
-
-
-@dataclass
-class WalkStats:
-    """What the walk saw besides objects; reported per capture."""
-
-    packets: int = 0
-    non_ip: int = 0  # ARP, LLDP, unknown ethertypes or link types
-    other_l4: int = 0  # IP packets that are neither TCP nor UDP (ICMP, ...)
-    fragments: int = 0  # non-first IPv4/IPv6 fragments
-    malformed: int = 0  # headers cut short or inconsistent
-    unknown_links: set[int] = field(default_factory=set)
-
-    def as_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "unknown_links"}
-        d["unknown_links"] = sorted(self.unknown_links)
-        return d
+__all__ = ["WalkStats", "Walker"]
 
 
-def _addr_text(addr: bytes, alen: int, first: bool) -> str:
-    raw = addr[:alen] if first else addr[alen:]
-    return socket.inet_ntop(socket.AF_INET if alen == 4 else socket.AF_INET6, raw)
-
-
-class Walker:
+class Walker(ObjectTable):
     """Feed it frames; finished objects land in `sink` (a FeatureSink)."""
 
-    def __init__(self, cfg: ExtractConfig, capture_index: int = 0) -> None:
-        self.cfg = cfg
-        self.capture = capture_index
-        self.sink = FeatureSink(cfg.payload_bytes, cfg.packets)
-        self.stats = WalkStats()
-        self.table: dict[tuple, list] = {}  # directional 5-tuple -> entry
-        self.bursts: dict[tuple, list] = {}  # burst mode: (proto, server, port) -> state
-        self.next_sweep = float("-inf")
-
-    # ----------------------------------------------------------- objects
-    def _new_state(self, ts: float, meta: tuple, keys: tuple) -> list:
-        return [ts, ts, 0, 0, bytearray(), [], meta, True, [None, None], keys]
-
-    def _finish(self, st: list) -> None:
-        cfg = self.cfg
-        if st[_NPK] < cfg.min_packets or st[_NBYTES] < cfg.min_payload:
-            return
-        proto, addr, alen, client_first, cport, sport = st[_META]
-        heads = st[_HEADS]
-        record = (
-            self.capture,
-            proto,
-            _addr_text(addr, alen, client_first),
-            cport,
-            _addr_text(addr, alen, not client_first),
-            sport,
-            st[_NPK],
-            st[_NBYTES],
-            st[_FIRST],
-            st[_LAST] - st[_FIRST],
-            classify_object(proto, heads[0], heads[1]),
-        )
-        self.sink.add(st[_PAY], st[_ROWS], record)
-
-    def _drop_state(self, st: list) -> None:
-        for k in st[_KEYS]:
-            self.table.pop(k, None)
-
-    def sweep(self, now: float) -> None:
-        """Finish objects idle at `now` (capture time)."""
-        idle = self.cfg.idle_timeout
-        if self.cfg.segmentation == "burst":
-            gap = self.cfg.burst_gap
-            for bkey, st in list(self.bursts.items()):
-                if now - st[_LAST] > gap:
-                    self._finish(st)
-                    del self.bursts[bkey]
-            for key, ent in list(self.table.items()):
-                if now - ent[3] > idle:
-                    del self.table[key]
-            return
-        done = {id(ent[0]): ent[0] for ent in self.table.values() if now - ent[0][_LAST] > idle}
-        for st in done.values():
-            self._finish(st)
-            self._drop_state(st)
-
-    def close(self) -> None:
-        """Finish every open object (end of capture), in start-time order."""
-        states = (
-            {id(e[0]): e[0] for e in self.table.values()}
-            if self.cfg.segmentation != "burst"
-            else {}
-        )
-        states.update({id(s): s for s in self.bursts.values()})
-        for st in sorted(states.values(), key=lambda s: s[_FIRST]):
-            self._finish(st)
-        self.table.clear()
-        self.bursts.clear()
-
-    # --------------------------------------------------------------- walk
     def feed(self, records: Iterable[tuple[float, int, bytes, int]]) -> None:
         cfg = self.cfg
         stats = self.stats
         table = self.table
         bursts = self.bursts
-        mode = cfg.segmentation
         idle = cfg.idle_timeout
+        active = cfg.active_timeout or float("inf")
+        tcp_close = cfg.tcp_close
         gap_max = cfg.burst_gap
         nb = cfg.payload_bytes
         npk = cfg.packets
@@ -160,17 +88,22 @@ class Walker:
         finish = self._finish
         tcph = _TCPH
         ip4h = _IP4H
-        is_burst = mode == "burst"
+        is_burst = cfg.segmentation == "burst"
         udph = _UDPH
-        n = non_ip = other = frags = bad = 0
-        for ts, lt, data, _orig in records:
+        decaps = Decaps(cfg.decap)
+        udp_tun, ip_tun, eth_tun = decaps.udp, decaps.ip, decaps.eth
+        tkey = cfg.tunnel_key
+        tpids = _TPIDS
+        n = non_ip = other = frags = bad = tso = tunnelled = 0
+        for ts, lt, data, orig in records:
             n += 1
+            tun = None
             try:
                 # ---------------------------------------------- link layer
                 if lt == 1:
                     et = (data[12] << 8) | data[13]
                     ip = 14
-                    while et == 0x8100 or et == 0x88A8 or et == 0x9100:
+                    while et in tpids:
                         et = (data[ip + 2] << 8) | data[ip + 3]
                         ip += 4
                 elif lt == 113:
@@ -193,64 +126,105 @@ class Walker:
                     stats.unknown_links.add(lt)
                     non_ip += 1
                     continue
-                # ---------------------------------------------- network
-                if et == 0x0800:
-                    b0, tot, fragw, proto = ip4h(data, ip)
-                    ihl = (b0 & 15) << 2
-                    if b0 >> 4 != 4 or ihl < 20 or tot < ihl:
-                        bad += 1
-                        continue
-                    if fragw & 0x1FFF:
-                        frags += 1
-                        continue
-                    addr = data[ip + 12 : ip + 20]
-                    alen = 4
-                    l4 = ip + ihl
-                    end = ip + tot
-                elif et == 0x86DD:
-                    if data[ip] >> 4 != 6:
-                        bad += 1
-                        continue
-                    plen = (data[ip + 4] << 8) | data[ip + 5]
-                    proto = data[ip + 6]
-                    addr = data[ip + 8 : ip + 40]
-                    if len(addr) < 32:
-                        bad += 1
-                        continue
-                    alen = 16
-                    l4 = ip + 40
-                    end = l4 + plen if plen else len(data)
-                    while proto in _IPV6_EXT or proto == 44 or proto == 51:
-                        nh = data[l4]
-                        if proto == 44:
-                            if ((data[l4 + 2] << 8) | data[l4 + 3]) & 0xFFF8:
-                                proto = -1
+                while True:  # once per encapsulation level; plain packets break out at once
+                    # ------------------------------------------ network
+                    if et == 0x0800:
+                        b0, tot, fragw, proto = ip4h(data, ip)
+                        ihl = (b0 & 15) << 2
+                        if b0 >> 4 != 4 or ihl < 20:
+                            proto = _BAD
+                            break
+                        if tot < ihl:
+                            if tot:
+                                proto = _BAD
                                 break
-                            l4 += 8
-                        elif proto == 51:
-                            l4 += (data[l4 + 1] + 2) << 2
-                        else:
-                            l4 += (data[l4 + 1] + 1) << 3
-                        proto = nh
-                    if proto == -1:
-                        frags += 1
+                            tot = orig - ip  # segmentation offload: the frame says
+                            tso += 1
+                        if fragw & 0x1FFF:
+                            proto = _FRAG
+                            break
+                        addr = data[ip + 12 : ip + 20]
+                        alen = 4
+                        l4 = ip + ihl
+                        end = ip + tot
+                    elif et == 0x86DD:
+                        if data[ip] >> 4 != 6:
+                            proto = _BAD
+                            break
+                        plen = (data[ip + 4] << 8) | data[ip + 5]
+                        proto = data[ip + 6]
+                        addr = data[ip + 8 : ip + 40]
+                        if len(addr) < 32:
+                            proto = _BAD
+                            break
+                        alen = 16
+                        l4 = ip + 40
+                        if plen:
+                            end = l4 + plen
+                        else:  # a jumbogram or segmentation offload: the frame says
+                            end = orig
+                            tso += 1
+                        while proto in _IPV6_EXT or proto == 44 or proto == 51:
+                            nh = data[l4]
+                            if proto == 44:
+                                if ((data[l4 + 2] << 8) | data[l4 + 3]) & 0xFFF8:
+                                    proto = _FRAG
+                                    break
+                                l4 += 8
+                            elif proto == 51:
+                                l4 += (data[l4 + 1] + 2) << 2
+                            else:
+                                l4 += (data[l4 + 1] + 1) << 3
+                            proto = nh
+                        if proto == _FRAG:
+                            break
+                    elif et in eth_tun:  # PPPoE session, MPLS
+                        et, ip, kind, tid, kid = eth_tun[et](data, ip)
+                        tun = (tun, kind, tid, kid, b"", 0)  # a chain, resolved per object
                         continue
-                else:
-                    non_ip += 1
-                    continue
-                # ---------------------------------------------- transport
-                if proto == 6:
-                    sport, dport, seq, _ack, offb, flags, win = tcph(data, l4)
-                    ps = l4 + ((offb >> 4) << 2)
-                    if ps - l4 < 20:
+                    else:
+                        proto = _NON_IP
+                        break
+                    # ------------------------------------------ transport
+                    if proto == 6:
+                        sport, dport, seq, _ack, offb, flags, win = tcph(data, l4)
+                        ps = l4 + ((offb >> 4) << 2)
+                        if ps - l4 < 20:
+                            proto = _BAD
+                        break
+                    if proto == 17:
+                        sport, dport = udph(data, l4)
+                        if dport in udp_tun:
+                            u = l4 + 8
+                            if dport == 2152 and data[u] == 0x30 and data[u + 1] == 0xFF:
+                                # a GTP-U G-PDU without options, the bulk of mobile-core
+                                # captures: inline (the TEID stays bytes until resolved)
+                                ip = u + 8
+                                v = data[ip] >> 4
+                                et = 0x0800 if v == 4 else 0x86DD if v == 6 else 0
+                                tun = (tun, "gtp", data[u + 4 : u + 8], 0, addr, alen)
+                            else:
+                                et, ip, kind, tid, kid = udp_tun[dport](data, u)
+                                tun = (tun, kind, tid, kid, addr, alen)
+                            continue
+                        ps = l4 + 8
+                        seq = flags = win = 0
+                        break
+                    if proto in ip_tun:  # GRE, IP in IP, MPLS in IP
+                        et, ip, kind, tid, kid = ip_tun[proto](data, l4)
+                        tun = (tun, kind, tid, kid, addr, alen)
+                        continue
+                    proto = _OTHER
+                    break
+                if proto < 0:
+                    if proto == _BAD:
                         bad += 1
-                        continue
-                elif proto == 17:
-                    sport, dport = udph(data, l4)
-                    ps = l4 + 8
-                    seq = flags = win = 0
-                else:
-                    other += 1
+                    elif proto == _NON_IP:
+                        non_ip += 1
+                    elif proto == _OTHER:
+                        other += 1
+                    else:
+                        frags += 1
                     continue
                 size = end - ps
                 if size < 0:
@@ -265,6 +239,10 @@ class Walker:
                 self.sweep(ts)
                 next_sweep = ts + period
             key = (proto, addr, sport, dport)
+            if tun is not None:
+                tunnelled += 1
+                if tkey:
+                    key = (proto, addr, sport, dport, *key_ids(tun))
             ent = table.get(key)
             if is_burst:
                 if ent is None or ts - ent[3] > idle:
@@ -275,15 +253,22 @@ class Walker:
                 if st is None or ts - st[_LAST] > gap_max:
                     if st is not None:
                         finish(st)
-                    st = bursts[bkey] = new_state(ts, ent[4], ())
+                    st = bursts[bkey] = new_state(ts, ent[4], (), tun)
             else:
-                if ent is not None and ts - ent[0][_LAST] > idle:
-                    finish(ent[0])
-                    self._drop_state(ent[0])
-                    ent = None
+                if ent is not None:
+                    st = ent[0]
+                    if (
+                        ts - st[_LAST] > idle
+                        or ts - st[_FIRST] > active
+                        or (flags & 2 and st[_CLOSE] >= CLOSED)
+                    ):
+                        self._end(st)
+                        ent = None
                 if ent is None:
-                    ent = self._open(key, alen, flags, ts, mode)
+                    ent = self._open(key, alen, flags, ts, tun)
                 st = ent[0]
+                if flags & 5 and tcp_close:  # FIN or RST
+                    self.tcp_end(st, ent[1], flags)
             gap = ts - st[_LAST]
             st[_LAST] = ts
             st[_NPK] += 1
@@ -333,50 +318,5 @@ class Walker:
         stats.other_l4 += other
         stats.fragments += frags
         stats.malformed += bad
-
-    @staticmethod
-    def _client_is_receiver(proto: int, flags: int, sport: int, dport: int) -> bool:
-        """Mid-connection start: this first packet was sent by the server."""
-        if proto == 6:
-            if flags & 0x12 == 0x12:  # SYN+ACK
-                return True
-            if flags & 0x02:  # a pure SYN is always the client's
-                return False
-        return sport < 1024 <= dport
-
-    def _open(self, key: tuple, alen: int, flags: int, ts: float, mode: str) -> list:
-        proto, addr, sport, dport = key
-        if mode == "flow":
-            st = self._new_state(ts, (proto, addr, alen, True, sport, dport), (key,))
-            ent = [st, UP, None]
-            self.table[key] = ent
-            return ent
-        rkey = (proto, addr[alen:] + addr[:alen], dport, sport)
-        flip = self._client_is_receiver(proto, flags, sport, dport)
-        meta = (proto, addr, alen, True, sport, dport)
-        if flip:
-            meta = (proto, addr, alen, False, dport, sport)
-        st = self._new_state(ts, meta, (key, rkey))
-        ent = [st, DOWN if flip else UP, None]
-        if rkey != key:  # a host talking to itself on one port has one direction only
-            self.table[rkey] = [st, UP if flip else DOWN, None]
-        self.table[key] = ent
-        return ent
-
-    def _open_conn(self, key: tuple, alen: int, flags: int, ts: float) -> list:
-        """Burst mode: conn entry [burst key, direction, next seq, last ts, meta, partner]."""
-        proto, addr, sport, dport = key
-        rkey = (proto, addr[alen:] + addr[:alen], dport, sport)
-        flip = self._client_is_receiver(proto, flags, sport, dport)
-        if flip:
-            bkey = (proto, addr[:alen], sport)
-            meta = (proto, addr, alen, False, dport, sport)
-        else:
-            bkey = (proto, addr[alen:], dport)
-            meta = (proto, addr, alen, True, sport, dport)
-        ent = [bkey, DOWN if flip else UP, None, ts, meta, None]
-        rev = [bkey, UP if flip else DOWN, None, ts, meta, ent]
-        ent[5] = rev  # both directions share the idle clock
-        self.table[key] = ent
-        self.table[rkey] = rev
-        return ent
+        stats.tso += tso
+        stats.tunnelled += tunnelled

@@ -14,7 +14,10 @@ from typing import Annotated
 
 import typer
 
+from trafficdl.capture.config import ExtractConfig
 from trafficdl.errors import TrafficdlError
+
+_X = ExtractConfig()  # defaults: one source of truth
 
 
 def synth(
@@ -41,6 +44,19 @@ def extract(
     payload_bytes: Annotated[int, typer.Option(help="N_b payload bytes per object")] = 784,
     packets: Annotated[int, typer.Option(help="N_p packets per object")] = 20,
     idle_timeout: Annotated[float, typer.Option(help="seconds that end a (bi)flow")] = 120.0,
+    active_timeout: Annotated[
+        float, typer.Option(help="seconds after its start that end a (bi)flow (0: off)")
+    ] = _X.active_timeout,
+    tcp_close: Annotated[
+        bool, typer.Option(help="a SYN after both FINs or an RST starts a new object")
+    ] = _X.tcp_close,
+    decap: Annotated[
+        str, typer.Option(help="tunnels to decapsulate, comma-separated (PPPoE always)")
+    ] = ",".join(_X.decap),
+    no_decap: Annotated[bool, typer.Option("--no-decap", help="decapsulate no tunnel")] = False,
+    tunnel_key: Annotated[
+        bool, typer.Option(help="add the VNI / GRE key / PPPoE session to the object key")
+    ] = _X.tunnel_key,
     burst_gap: Annotated[float, typer.Option(help="seconds that split a service burst")] = 1.0,
     min_packets: Annotated[int, typer.Option(help="drop objects with fewer packets")] = 1,
     labels: Annotated[
@@ -52,11 +68,13 @@ def extract(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Cut captures into biflows/flows/service bursts and write the two model inputs."""
-    from trafficdl.capture import ExtractConfig, extract_dataset
+    from trafficdl.capture import extract_dataset
 
     cfg = ExtractConfig(
         segmentation=segmentation, payload_bytes=payload_bytes, packets=packets,
-        idle_timeout=idle_timeout, burst_gap=burst_gap, min_packets=min_packets,
+        idle_timeout=idle_timeout, active_timeout=active_timeout, tcp_close=tcp_close,
+        burst_gap=burst_gap, min_packets=min_packets, decap=() if no_decap else decap,
+        tunnel_key=tunnel_key,
     )  # fmt: skip
     report = extract_dataset(
         inputs, out, cfg, labels=labels, jobs=jobs, strict=strict,

@@ -4,6 +4,10 @@ The master's Status RPC is the run's source of truth (phase, slowest worker's
 epoch, commits, T, WTPE, node-hours, cost, and the test figures once done);
 this prints it for a human, or as one JSON document with `--json`. Training
 itself is `trafficdl train --workers N` (trafficdl.commands.train).
+
+Like a worker it sends the run token, so it follows the same rule: TLS
+(`--ca`, and `--cert/--key` for a master that requires client certificates)
+or a loopback address; plaintext elsewhere only with `--allow-plaintext`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,24 @@ def master_status(
             envvar="TRAFFICDL_TOKEN_FILE",
         ),
     ] = "",
+    ca: Annotated[
+        str, typer.Option(help="CA that verifies the master's certificate (PEM): enables TLS.")
+    ] = "",
+    cert: Annotated[
+        str, typer.Option(help="Client certificate (PEM), for a master that requires mTLS.")
+    ] = "",
+    key: Annotated[str, typer.Option(help="The client certificate's private key (PEM).")] = "",
+    server_name: Annotated[
+        str, typer.Option(help="Name to check in the master's certificate (default: the host).")
+    ] = "",
+    allow_plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plaintext",
+            help="Send the token without TLS to a non-loopback master (trusted networks only).",
+            envvar="TRAFFICDL_ALLOW_PLAINTEXT",
+        ),
+    ] = False,
 ) -> None:
     """Show a running master's phase, progress, time, cost and figures."""
     import grpc
@@ -35,8 +57,15 @@ def master_status(
 
     from trafficdl.distributed.progress import PHASE_NAMES
     from trafficdl.rpc.client import ParameterServerClient
+    from trafficdl.rpc.credentials import client_tls_from, token_from
 
-    client = ParameterServerClient(master, run_id, token=_token(token_file))
+    client = ParameterServerClient(
+        master,
+        run_id,
+        token=token_from(token_file),  # never a flag: `ps` would show it
+        tls=client_tls_from(ca, cert, key, server_name),
+        allow_plaintext=allow_plaintext,
+    )
     try:
         st = client.status(timeout=timeout)
     except grpc.RpcError as exc:
@@ -65,13 +94,6 @@ def master_status(
             f"test: accuracy {f.accuracy:.4f}  macro recall {f.macro_recall:.4f}  "
             f"macro F {f.macro_f1:.4f}"
         )
-
-
-def _token(token_file: str) -> str | None:
-    """The run token from a file or $TRAFFICDL_TOKEN (never a flag: `ps` would show it)."""
-    from trafficdl.rpc.credentials import token_from
-
-    return token_from(token_file)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ Human output goes to the terminal, `--json` prints one JSON document on stdout.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ import typer
 
 from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.errors import TrafficdlError
+from trafficdl.live import options as live_opts
 
 _T = TrainConfig()
 _D = DistConfig()
@@ -62,6 +64,7 @@ def _reporter(quiet: bool, json_out: bool) -> Any:
 
 
 def train(
+    ctx: typer.Context,
     dataset: Annotated[Path, typer.Argument(help="Dataset directory (trafficdl extract).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")] = Path("run"),
     model: Model = _T.model,
@@ -78,7 +81,13 @@ def train(
     class_weighting: ClassWeighting = _T.class_weighting,
     device: Device = _T.device,
     threads: Threads = _T.threads,
-    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/checkpoint.pt.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the stopped run in RUN_DIR (centralized: from checkpoint.pt; "
+            "--workers N: same run id, settings checked; docs/faults.md)."
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(help="N workers; 0 trains centrally.")] = _D.workers,
     algorithm: Annotated[str, typer.Option(help="aeasgd, easgd, downpour, adag, dynsgd.")] = (
         _D.algorithm
@@ -117,6 +126,19 @@ def train(
             "defaults), robust (keeps macro F near centralized at large N; docs/study.md)."
         ),
     ] = "none",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="--workers N: Prometheus metrics of the master on PORT, of worker rank r "
+            "on PORT+1+r (0: off)."
+        ),
+    ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface of the metrics endpoints (loopback by default).")
+    ] = "127.0.0.1",
+    linger: Annotated[
+        float, typer.Option(help="Seconds the metrics stay up after the run, for a last scrape.")
+    ] = 0.0,
     quiet: Quiet = False,
     json_out: JsonOut = False,
 ) -> None:
@@ -137,34 +159,47 @@ def train(
         node_type=node_type,
         currency=currency,
     )
-    from trafficdl.study import presets
+    from trafficdl.api.run import run_training
+    from trafficdl.distributed.launch import RunInterrupted, metrics_ports
 
-    if workers >= 1:
-        cfg, dist = presets.apply(preset, cfg, dist, workers)
-    else:
-        presets.get(preset)  # validates the name; presets only shape distributed runs
-    if workers == 0:
-        from trafficdl.training.run import run_centralized
-
-        result = run_centralized(
-            dataset, cfg, out, reporter=_reporter(quiet, json_out), resume=resume, dist=dist
-        )
-    else:
-        try:
-            from trafficdl.distributed.launch import run_local
-        except ImportError as exc:
-            if not (exc.name or "").startswith("trafficdl.distributed"):
-                raise
-            raise TrafficdlError(
-                "distributed training is not available (trafficdl.distributed is missing)"
-            ) from exc
-        result = run_local(dataset, cfg, dist, out, progress=not (quiet or json_out))
+    launch = {"linger": linger, "metrics_ports": metrics_ports(metrics_port, workers),
+              "metrics_host": metrics_host} if workers else {}  # fmt: skip
+    try:
+        result = run_training(dataset, cfg, dist, out, preset=preset, resume=resume,
+                              reporter=_reporter(quiet, json_out),
+                              progress=not (quiet or json_out), **launch)  # fmt: skip
+    except RunInterrupted as exc:
+        typer.echo(f"trafficdl: {exc}", err=True)
+        typer.echo(f"trafficdl: continue it with: {_resume_command(ctx)}", err=True)
+        raise typer.Exit(130) from None
     if json_out:
         _emit_json(_summary(result))
         return
     from trafficdl.training.report import print_train_summary
 
     print_train_summary(result, out)
+
+
+def _resume_command(ctx: typer.Context) -> str:
+    """This command line as given, plus --resume: what continues an interrupted run."""
+    from typer._click.core import ParameterSource
+
+    words = ["trafficdl", ctx.info_name or "train"]
+    for param in ctx.command.params:
+        name = param.name or ""
+        if name == "resume" or ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[name]
+        if param.param_type_name == "argument":
+            words.append(str(value))
+            continue
+        opts = param.opts if value or not getattr(param, "is_flag", False) else param.secondary_opts
+        if not opts:
+            continue
+        words.append(max(opts, key=len))
+        if not getattr(param, "is_flag", False):
+            words.append(str(value))
+    return shlex.join([*words, "--resume"])
 
 
 def _summary(result: Any) -> Any:
@@ -210,16 +245,19 @@ def evaluate(
     from trafficdl.training.report import run_evaluation
 
     cfg = _train_config(**locals())
-    result = run_evaluation(
-        dataset, cfg, folds, out, checkpoint=checkpoint, progress=not (quiet or json_out)
-    )
+    result = run_evaluation(  # --quiet hides the progress bar only; --json prints JSON only
+        dataset, cfg, folds, out, checkpoint=checkpoint,
+        progress=not (quiet or json_out), figures=not json_out,
+    )  # fmt: skip
     if json_out:
         _emit_json(result)
 
 
 def classify(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint.pt from train.")],
-    captures: Annotated[list[Path], typer.Argument(help="pcap/pcapng files or directories.")],
+    captures: Annotated[
+        list[Path] | None, typer.Argument(help="pcap/pcapng files or directories.")
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = ("table"),
     reject_below: Annotated[
         float, typer.Option(help="Label objects below this confidence 'unknown' (0: off).")
@@ -228,8 +266,29 @@ def classify(
     output: Annotated[Path | None, typer.Option("--output", help="Write here, not stdout.")] = (
         None
     ),
+    live: live_opts.Live = None,
+    bpf: live_opts.Bpf = None,
+    json_lines: live_opts.JsonLines = False,
+    duration: live_opts.Duration = 0.0,
+    idle_timeout: live_opts.IdleTimeout = 120.0,
+    active_timeout: live_opts.ActiveTimeout = 1800.0,
+    max_flows: live_opts.MaxFlows = 100_000,
+    metrics_port: live_opts.MetricsPort = None,
 ) -> None:
     """Predict the app of every biflow in captures, segmented as the model's dataset was."""
+    if live is not None:  # trafficdl.live: flows decided as they happen (docs/api.md)
+        from trafficdl.live.engine import LiveSettings
+        from trafficdl.live.run import run_live
+
+        if captures:
+            raise TrafficdlError("give capture files or --live IFACE, not both")
+        settings = LiveSettings(idle_timeout, active_timeout, max_flows, reject_below=reject_below)
+        run_live(checkpoint, live, bpf=bpf, as_json=json_lines, duration=duration,
+                 settings=settings, metrics_port=metrics_port, device=device)  # fmt: skip
+        return
+    if not captures:
+        raise TrafficdlError("give capture files or directories, or --live IFACE")
+    output_format = "json" if json_lines else output_format
     from trafficdl.training.checkpoint import load_checkpoint
     from trafficdl.training.classify import classify_captures
     from trafficdl.training.report import render_predictions

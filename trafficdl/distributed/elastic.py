@@ -13,7 +13,7 @@ node-hours likewise ∫ (N(t) + 1) dt. A rescale record is a plain dict
 `{"at_seconds": T at the change, "from": N, "to": N', ...}` (run.json's
 `rescales`), so the world size over [0, T] is piecewise constant.
 
-Pure arithmetic (no torch, no numpy): unit-tested in tests/unit/dist/test_dist_elastic.py.
+Pure arithmetic (no torch, no numpy): unit-tested in tests/unit/distributed/test_dist_elastic.py.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trafficdl.atomic import atomic_file
 from trafficdl.cost import ideal_cost, ideal_seconds
 from trafficdl.distributed.spec import RunSpec
 
@@ -105,10 +106,10 @@ def summary(
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2, allow_nan=False))
-    tmp.replace(path)
+    """Atomic, durable JSON write (trafficdl.atomic): a reader never sees half a file."""
+    text = json.dumps(_clean(data), indent=2, allow_nan=False)
+    with atomic_file(path) as f:
+        f.write(text.encode())
 
 
 def read_run(out_dir: str | Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Used by workers (register, pull, commit, heartbeat, leave), by the launcher's
 progress view and by the operator (status). Tensors are streamed in chunks of
 the run's size and wire dtype; byte counts are returned so callers can meter
-them. Retries (issue 5, trafficdl.rpc.retry) wrap these methods from outside.
+them. Retries (trafficdl.rpc.retry) wrap these methods from outside.
 """
 
 from __future__ import annotations
@@ -168,13 +168,16 @@ class ParameterServerClient:
         channel: grpc.Channel | None = None,
         token: str | None = None,
         tls: security.ClientTls | None = None,
+        allow_plaintext: bool = False,
     ) -> None:
         self.target = target
         self.run_id = run_id
         self.wire_dtype = wire_dtype
         self.chunk_bytes = chunk_bytes
         self.model_version = ""
-        self.channel = channel or transport.make_channel(target, token=token, tls=tls)
+        self.channel = channel or transport.make_channel(
+            target, token=token, tls=tls, allow_plaintext=allow_plaintext
+        )
         self.stub = pb_grpc.ParameterServerStub(self.channel)
         # The tensor-carrying calls read and write chunk messages as raw bytes
         # (tensors.chunk_messages / chunk_payload): same wire bytes, fewer copies.

@@ -12,6 +12,11 @@ TLS files come from flags or `TRAFFICDL_TLS_CERT`, `TRAFFICDL_TLS_KEY`,
 master, CERT/KEY are its certificate and CA, when given, is the CA that
 client certificates must be signed by (mutual TLS). On a worker, CA verifies
 the master and CERT/KEY, when given, are its client certificate.
+
+Without TLS the token may only travel over loopback: a master bound to, or a
+worker dialling, any other address refuses to start unless `--allow-plaintext`
+(`TRAFFICDL_ALLOW_PLAINTEXT=1`) says the network is trusted (security.py).
+A token file must be owner-only (mode 0600 or 0400).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from trafficdl.rpc.security import (
 
 TOKEN_ENV = "TRAFFICDL_TOKEN"
 TOKEN_FILE_ENV = "TRAFFICDL_TOKEN_FILE"
+ALLOW_PLAINTEXT_ENV = "TRAFFICDL_ALLOW_PLAINTEXT"
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None:
@@ -57,6 +63,18 @@ def add_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None:
     )
     parser.add_argument("--tls-ca", default=env("TRAFFICDL_TLS_CA", ""),
                         help=f"{ca_help} [TRAFFICDL_TLS_CA]")  # fmt: skip
+    where = (
+        "accept the run token on a non-loopback bind"
+        if server
+        else "send the run token to a non-loopback master"
+    )
+    parser.add_argument(
+        "--allow-plaintext",
+        action="store_true",
+        default=env(ALLOW_PLAINTEXT_ENV, "") == "1",
+        help=f"without TLS, still {where}: anyone on the path can read the token "
+        f"(a trusted network only) [{ALLOW_PLAINTEXT_ENV}=1]",
+    )
     if not server:
         parser.add_argument("--tls-server-name", default=env("TRAFFICDL_TLS_SERVER_NAME", ""),
                             help="name to check in the master's certificate "
@@ -91,13 +109,20 @@ def server_tls(args: argparse.Namespace) -> ServerTls | None:
 
 def client_tls(args: argparse.Namespace) -> ClientTls | None:
     """A worker's TLS settings, or None for plaintext."""
-    if not (args.tls_ca or args.tls_cert or args.tls_key):
+    return client_tls_from(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
+
+
+def client_tls_from(ca: str, cert: str, key: str, server_name: str = "") -> ClientTls | None:
+    """A client's TLS settings from file names ("" = not given), or None for plaintext."""
+    if not (ca or cert or key):
+        if server_name:
+            raise SecurityError("a TLS server name needs TLS: give the CA file")
         return None
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise SecurityError("mutual TLS needs both --tls-cert and --tls-key, or neither")
+    if bool(cert) != bool(key):
+        raise SecurityError("mutual TLS needs both a client certificate and its key, or neither")
     return ClientTls(
-        ca_file=Path(args.tls_ca) if args.tls_ca else None,
-        cert_file=Path(args.tls_cert) if args.tls_cert else None,
-        key_file=Path(args.tls_key) if args.tls_key else None,
-        server_name=args.tls_server_name or None,
+        ca_file=Path(ca) if ca else None,
+        cert_file=Path(cert) if cert else None,
+        key_file=Path(key) if key else None,
+        server_name=server_name or None,
     )

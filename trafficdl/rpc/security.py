@@ -5,8 +5,12 @@ carries a per-run secret: `authorization: Bearer <token>` metadata, checked by
 a server interceptor in constant time. The interceptor answers before the
 service sees the call (it never deserializes an unauthenticated request) and
 lets the standard health service (`grpc.health.v1.Health`) through, because
-Kubernetes probes carry no token. TLS is optional (a cluster network may
-already be encrypted); mutual TLS is switched on by giving the server a CA.
+Kubernetes probes carry no token. Mutual TLS is switched on by giving the
+server a CA. A token never travels in clear off loopback: `make_server` and
+`make_channel` refuse a token without TLS unless the address is a loopback one
+(trafficdl.rpc.loopback) or the caller passes `allow_plaintext=True` (the
+entry points' explicit `--allow-plaintext`). A token file readable by anyone
+but its owner is refused.
 
 `make_server` and `make_channel` are the one place where message limits,
 keepalive and credentials are set, so master and worker cannot disagree on
@@ -21,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import string
 from collections.abc import Callable, Sequence
@@ -32,6 +37,7 @@ from typing import Any
 import grpc
 
 from trafficdl.errors import TrafficdlError
+from trafficdl.rpc.loopback import plaintext_refusal
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +83,55 @@ def validate_token(token: str) -> str:
     return stripped
 
 
+def check_owner_only(path: str | Path, what: str) -> None:
+    """Refuse a secret file that its group or other users may read or write.
+
+    Like ssh with a private key: a token others can read is a token others can use,
+    and one others can write lets them choose it. (A Kubernetes Secret volume needs
+    `defaultMode: 0400` and no `fsGroup` widening it.)
+    """
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError as exc:
+        raise SecurityError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if mode & 0o077:
+        raise SecurityError(
+            f"{what} {path} is accessible by group or others (mode {mode:04o}): "
+            f"make it owner-only (chmod 600 {path})"
+        )
+
+
 def read_token_file(path: str | Path) -> str:
-    """Read and validate a token file (e.g. a mounted Kubernetes Secret)."""
+    """Read and validate a token file (e.g. a mounted Kubernetes Secret), owner-only."""
+    check_owner_only(path, "run token file")
     try:
         return validate_token(Path(path).read_text(encoding="ascii"))
     except (OSError, UnicodeDecodeError) as exc:
         raise SecurityError(f"cannot read run token file {path}: {exc}") from None
+
+
+def refuse_plaintext_token(
+    address: str, token: str | None, tls: object, *, allow: bool, serving: bool
+) -> bool:
+    """SecurityError for a token without TLS on a non-loopback address, unless `allow`.
+
+    Returns True when the token will travel in clear off loopback (allowed), so the
+    caller can say so. Entry points call it before any slow setup; `make_server`
+    and `make_channel` always do.
+    """
+    if not token or tls is not None:
+        return False
+    reason = plaintext_refusal(address, serving=serving)
+    if reason is not None and not allow:
+        raise SecurityError(reason)
+    return reason is not None
+
+
+def _plaintext_guard(address: str, token: str | None, tls: object, allow: bool, *,
+                     serving: bool) -> None:  # fmt: skip
+    if refuse_plaintext_token(address, token, tls, allow=allow, serving=serving):
+        log.warning("the run token travels in plaintext %s %s (allowed explicitly)",
+                    "on" if serving else "to", address)  # fmt: skip
 
 
 def _digest(value: str) -> bytes:
@@ -158,9 +207,11 @@ class TokenClientInterceptor(
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    """Adds the bearer token to every call; works on plaintext and TLS channels alike.
+    """Adds the bearer token to every call.
 
-    (gRPC's own call credentials are only sent over secure channels.)
+    gRPC's own call credentials are only sent over secure channels; this works on
+    plaintext ones too, which is why `make_channel` is the only place that installs
+    it, after checking that a plaintext target is loopback or explicitly allowed.
     """
 
     def __init__(self, token: str) -> None:
@@ -252,12 +303,15 @@ def make_server(
     max_concurrent_rpcs: int | None = None,
     on_reject: Callable[[str, str], None] | None = None,
     options: Sequence[tuple[str, Any]] = (),
+    allow_plaintext: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A gRPC server bound to `bind` ("host:port", port 0 = any free); not started yet.
 
     Returns (server, bound port). Add servicers, then `server.start()`.
-    `token` None disables authentication (tests and local debugging only).
+    `token` None disables authentication (tests and local debugging only). A token
+    without `tls` needs a loopback `bind` or `allow_plaintext` (SecurityError).
     """
+    _plaintext_guard(bind, token, tls, allow_plaintext, serving=True)
     opts = [
         *_message_options(max_message_bytes),
         # Without this, Linux lets a second master bind the same port silently.
@@ -314,8 +368,14 @@ def make_channel(
     keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
     max_reconnect_backoff_s: float = DEFAULT_MAX_RECONNECT_BACKOFF_S,
     options: Sequence[tuple[str, Any]] = (),
+    allow_plaintext: bool = False,
 ) -> grpc.Channel:
-    """A channel to `target` ("host:port") that sends the bearer token on every call."""
+    """A channel to `target` ("host:port") that sends the bearer token on every call.
+
+    A token without `tls` needs a loopback `target` or `allow_plaintext`: otherwise
+    SecurityError, raised before anything connects.
+    """
+    _plaintext_guard(target, token, tls, allow_plaintext, serving=False)
     opts = [
         *_message_options(max_message_bytes),
         ("grpc.keepalive_time_ms", int(keepalive_s * 1000)),
@@ -351,10 +411,12 @@ __all__ = [
     "TokenClientInterceptor",
     "add_health_service",
     "channel_credentials",
+    "check_owner_only",
     "generate_token",
     "make_channel",
     "make_server",
     "read_token_file",
+    "refuse_plaintext_token",
     "server_credentials",
     "validate_token",
 ]

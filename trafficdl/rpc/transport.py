@@ -27,16 +27,23 @@ def make_server(
     token: str | None = None,
     tls: security.ServerTls | None = None,
     on_reject: Callable[[str, str], None] | None = None,
+    allow_plaintext: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A started-later server bound to `address` ("host:port", port 0 = any free).
 
     Returns the server and the bound port. `token` None disables authentication
     (in-process tests only; the master's `__main__` always passes one). Threads:
     a synchronous barrier holds one per waiting worker, so size `max_workers`
-    above the world size. Raises `security.SecurityError` when it cannot bind.
+    above the world size. Raises `security.SecurityError` when it cannot bind, or
+    for a token in plaintext on a non-loopback address without `allow_plaintext`.
     """
     return security.make_server(
-        address, token, tls=tls, max_workers=max_workers, on_reject=on_reject
+        address,
+        token,
+        tls=tls,
+        max_workers=max_workers,
+        on_reject=on_reject,
+        allow_plaintext=allow_plaintext,
     )
 
 
@@ -45,6 +52,8 @@ def make_channel(
     *,
     token: str | None = None,
     tls: security.ClientTls | None = None,
+    allow_plaintext: bool = False,
 ) -> grpc.Channel:
-    """A channel to the master at `target` ("host:port") that sends the run's token."""
-    return security.make_channel(target, token, tls=tls)
+    """A channel to the master at `target` ("host:port") that sends the run's token
+    (in plaintext off loopback only with `allow_plaintext`)."""
+    return security.make_channel(target, token, tls=tls, allow_plaintext=allow_plaintext)

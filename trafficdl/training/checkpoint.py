@@ -13,12 +13,25 @@ One torch.save'd dict of plain data and tensors (so it loads with
     history              per-epoch records (loss, accuracy, val_*, seconds = WTPE)
     epoch, optimizer     for resumption (optimizer state may be None)
     dataset, extra       provenance and free-form additions (e.g. test figures)
+    sha256               digest of everything above (tensors by their bytes)
+
+Written like the master's recovery checkpoints: a temp file of its own name in
+the same directory, fsynced, renamed over the final name, directory fsynced; the
+file it replaces is kept as `<name>.prev.pt` (hard link, so at every instant
+both names hold a whole file). `load_checkpoint` verifies the digest, so a torn
+or bit-rotten file fails loudly instead of loading half-trained weights;
+`load_resumable` (a resumed run) then sets the bad file aside as `*.corrupt`
+and continues from the previous one. Files from before the digest load unverified.
 
 The distributed master writes its final centre model with the same function.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trafficdl.atomic import atomic_file
 from trafficdl.config import DistConfig, TrainConfig, from_dict, to_dict
 from trafficdl.errors import TrafficdlError
 from trafficdl.models import build_model, config_dict, fingerprint
@@ -33,6 +47,7 @@ from trafficdl.models.adapters import InputAdapter
 
 FORMAT_NAME = "trafficdl-checkpoint"
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(TrafficdlError):
@@ -88,7 +103,8 @@ def save_checkpoint(
     dataset: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temp file, then rename); returns its path."""
+    """Write a checkpoint atomically (own temp file, fsync, rename; the replaced file
+    is kept as `previous_path(path)`); returns its path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -113,25 +129,100 @@ def save_checkpoint(
         "dataset": dict(dataset or {}),
         "extra": dict(extra or {}),
     }
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(out)
+    payload["sha256"] = _digest(payload)
+    try:
+        with atomic_file(out, before_replace=lambda: _keep_previous(out)) as f:
+            torch.save(payload, f)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {out}: {exc.strerror or exc}") from None
     return out
+
+
+def previous_path(path: str | Path) -> Path:
+    """Where the checkpoint a save replaced is kept: run/checkpoint.pt -> run/checkpoint.prev.pt."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.prev{p.suffix}")
+
+
+def _keep_previous(out: Path) -> None:
+    """Hard-link the current file to the previous name (atomically: link, then rename)."""
+    if not out.is_file():
+        return
+    prev = previous_path(out)
+    link = prev.with_name(f".{prev.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.link(out, link)
+    except OSError:  # no hard links here (some network filesystems): keep none
+        return
+    os.replace(link, prev)
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in payload.items() if k != "sha256"})
+    return h.hexdigest()
+
+
+def _feed(h: Any, obj: Any) -> None:
+    """Hash plain data and tensors canonically (dict keys sorted, tensors by dtype,
+    shape and bytes), so the digest of a loaded payload equals the saved one."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}:".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}:".encode())
+        for k in sorted(obj, key=repr):
+            h.update(f"{k!r}=".encode())
+            _feed(h, obj[k])
+    elif isinstance(obj, list | tuple):
+        h.update(f"L{len(obj)}:".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(f"V{obj!r};".encode())
+
+
+def load_resumable(path: str | Path) -> Checkpoint:
+    """The checkpoint to resume from: `path`, or when it is missing, torn or corrupt,
+    the previous one (the bad file is set aside as `*.corrupt` and the previous one
+    linked back under `path`, so the next save keeps a good previous)."""
+    src = Path(path)
+    try:
+        return load_checkpoint(src)
+    except CheckpointError as exc:
+        prev = previous_path(src)
+        if not prev.is_file():
+            raise
+        ckpt = load_checkpoint(prev)  # both bad: its error says so
+        log.warning("%s; resuming from %s (epoch %d)", exc, prev.name, ckpt.epoch)
+        if src.exists():
+            os.replace(src, src.with_name(src.name + ".corrupt"))
+        os.link(prev, src)
+        return ckpt
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint (tensors land on the CPU)."""
     src = Path(path)
-    if not src.is_file():
-        raise CheckpointError(f"{src}: no such checkpoint file")
+    try:  # is_file() itself raises when a parent folder may not be searched
+        if not src.is_file():
+            raise CheckpointError(f"{src}: no such checkpoint file")
+        f = open(src, "rb")  # noqa: SIM115 (closed below; torch reads it)
+    except OSError as exc:
+        raise CheckpointError(f"{src}: cannot read the checkpoint ({exc.strerror})") from exc
     try:
-        data = torch.load(src, map_location="cpu", weights_only=True)
+        with f:
+            data = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt or foreign file
         raise CheckpointError(f"{src}: not a readable checkpoint ({type(exc).__name__})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{src}: not a trafficdl checkpoint")
     if data.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{src}: checkpoint version {data.get('version')} is not supported")
+    digest = data.get("sha256")
+    if digest is not None and digest != _digest(data):
+        raise CheckpointError(f"{src}: torn or corrupt checkpoint (checksum mismatch)")
     model = data["model"]
     train = data.get("train_config")
     dist = data.get("dist_config")

@@ -72,6 +72,7 @@ def classify_captures(
 ) -> tuple[list[Prediction], list[str]]:
     """Predictions for every object of every capture, and warnings about damaged captures."""
     from trafficdl.capture import extract_file, find_captures
+    from trafficdl.capture.extract import capture_record, unread_reasons
 
     if not 0.0 <= reject_below < 1.0:
         raise TrafficdlError("--reject-below must be in [0, 1)")
@@ -82,8 +83,10 @@ def classify_captures(
     model = ckpt.build_model(device)
     out: list[Prediction] = []
     warnings: list[str] = []
+    read: list[dict[str, Any]] = []
     for path in files:
         res = extract_file(path, cfg)
+        read.append(capture_record(res))
         if res.error:
             warnings.append(res.error)
         warnings.extend(f"{path}: {w}" for w in res.warnings)
@@ -93,6 +96,8 @@ def classify_captures(
         logits = predict_logits(model, x, adapter=ckpt.adapter, batch_size=batch_size)
         probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
         out.extend(_rows(str(path), res.objects, probs, ckpt.label_names, reject_below))
+    if not any(c["packets"] for c in read):  # as extract: not a silent empty answer
+        raise TrafficdlError(f"nothing could be read: {unread_reasons(read)}")
     return out, warnings
 
 

@@ -92,8 +92,11 @@ def run_evaluation(
     *,
     checkpoint: Path | None = None,
     progress: bool = True,
+    figures: bool | None = None,
 ) -> dict[str, Any]:
-    """`evaluate`: k-fold CV (or one checkpoint), JSON + plots under `out`; returns the JSON."""
+    """`evaluate`: k-fold CV (or one checkpoint), JSON + plots under `out`; returns the JSON.
+    `progress` shows the progress bar, `figures` prints the figures (default: as progress)."""
+    figures = progress if figures is None else figures
     from trafficdl import plots
     from trafficdl.dataset import Dataset
     from trafficdl.evaluation import cross_validate, most_confused_pair
@@ -105,13 +108,13 @@ def run_evaluation(
         result = _evaluate_checkpoint(dataset, checkpoint)
         plots.plot_confusion(result["confusion"], result["labels"], out / "confusion.png")
         _write(out / "metrics.json", result)
-        if progress:
+        if figures:
             console.print(_scalars_line(result) + f"  ({result['rows']} rows, {result['n']})")
             console.print(_figures_table(result, "per app"))
         return result
 
     def on_fold(fold: int, f: dict[str, Any]) -> None:
-        if progress:
+        if figures:
             console.print(f"fold {fold + 1}/{folds}: " + _scalars_line(f))
 
     from trafficdl.training.progress import NullReporter, RichReporter
@@ -149,7 +152,7 @@ def run_evaluation(
         )
     plots.plot_fold_metrics(cv["folds"], out / "folds.png", title=f"{cfg.model}: {folds}-fold CV")
     _write(out / "cv.json", result)
-    if progress:
+    if figures:
         console.print(_scalars_line(summary))
         console.print(_figures_table(summary, f"per app, mean ± std over {folds} folds"))
         console.print(f"most confused: {a} ↔ {b} ({100 * rate:.2f}% of their objects)")
@@ -178,6 +181,7 @@ def _evaluate_checkpoint(dataset: Any, path: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------- classify
 
+PROTO_NAMES = {6: "TCP", 17: "UDP"}
 COLUMNS = ("capture", "proto", "src", "sport", "dst", "dport", "packets", "app", "confidence")
 
 
@@ -202,6 +206,7 @@ def render_predictions(rows: list[Prediction], fmt: str, output: Path | None) ->
             )
         for r in rows:
             d = r.as_dict()
+            d["proto"] = PROTO_NAMES.get(r.proto, r.proto)  # people read TCP/UDP, not 6/17
             table.add_row(*(str(d[c]) for c in COLUMNS[:-1]), f"{r.confidence:.3f}")
         counts = Counter(r.app for r in rows)
         console = Console(file=io.StringIO(), width=160, highlight=False)

@@ -179,6 +179,8 @@ def _scalars(figures: dict[str, Any]) -> dict[str, float]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    """Atomic and durable (a temp name of its own, fsync, rename): never half a file."""
+    from trafficdl.atomic import atomic_file
+
+    with atomic_file(path) as f:
+        f.write(json.dumps(data, indent=2).encode())

@@ -20,7 +20,7 @@ from torch import nn
 
 from trafficdl.config import TrainConfig
 from trafficdl.models.adapters import InputAdapter
-from trafficdl.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from trafficdl.training.checkpoint import Checkpoint, load_resumable, save_checkpoint
 from trafficdl.training.data import TensorSplit, batches, class_weights
 from trafficdl.training.loop import StepStats, evaluate_loss, train_step
 from trafficdl.training.progress import NullReporter, Reporter
@@ -126,8 +126,9 @@ class Trainer:
         )
 
     def load_checkpoint(self, path: str | Path) -> Checkpoint:
-        """Resume: weights, optimizer state, history and epoch count from a checkpoint."""
-        ckpt = load_checkpoint(path)
+        """Resume: weights, optimizer state, history and epoch count from a checkpoint
+        (its previous version when it is torn: `load_resumable`)."""
+        ckpt = load_resumable(path)
         self.model.load_state_dict(ckpt.state_dict)
         if ckpt.optimizer is not None:
             self.optimizer.load_state_dict(ckpt.optimizer)

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import sys
+import time
 
 import grpc
 import torch
@@ -75,6 +76,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Prometheus port, 0: off [TRAFFICDL_METRICS_PORT]",
     )
     p.add_argument(
+        "--metrics-addr",
+        default=_env("METRICS_ADDR") or _env("POD_IP") or "127.0.0.1",
+        help="interface of the metrics endpoint (default: the pod IP $TRAFFICDL_POD_IP, "
+        "else 127.0.0.1) [TRAFFICDL_METRICS_ADDR]",
+    )
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=float(_env("LINGER_SECONDS", "0")),
+        help="seconds to keep the metrics endpoint up after the run, for a last scrape "
+        "[TRAFFICDL_LINGER_SECONDS]",
+    )
+    p.add_argument(
         "--connect-timeout",
         type=float,
         default=float(_env("CONNECT_TIMEOUT", "120")),
@@ -91,7 +105,7 @@ def warm_up() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    metrics.serve(args.metrics_port)
+    metrics.serve(args.metrics_port, args.metrics_addr)
     warm_up()
     client = ResilientClient(
         args.master,
@@ -99,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         token=credentials.token(args),
         tls=credentials.client_tls(args),
         worker_id=socket.gethostname(),
+        allow_plaintext=args.allow_plaintext,
     )
     try:
         client.wait_ready(args.connect_timeout)
@@ -131,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
             f"{result.seconds:.2f} s ({result.exchange_seconds:.2f} s exchanging)",
             file=sys.stderr,
         )
+        if args.metrics_port > 0 and args.linger > 0:
+            time.sleep(args.linger)  # a last scrape sees the final values
         return 0
     finally:
         client.stop_heartbeats()

@@ -75,8 +75,9 @@ class ResilientClient(ParameterServerClient):
         tls: security.ClientTls | None = None,
         worker_id: str = "",
         policy: retry.RetryPolicy = retry.MASTER_RESTART_POLICY,
+        allow_plaintext: bool = False,
     ) -> None:
-        super().__init__(target, run_id, token=token, tls=tls)
+        super().__init__(target, run_id, token=token, tls=tls, allow_plaintext=allow_plaintext)
         self.worker_id = worker_id
         self.policy = policy
         self.rank = -1

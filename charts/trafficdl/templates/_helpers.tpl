@@ -25,6 +25,11 @@ module; these are only the chart's recommended Kubernetes labels).
 {{- printf "%s-operator" (include "trafficdl.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The metrics Service: "<operatorName>-metrics", still a valid 63-char DNS label. */}}
+{{- define "trafficdl.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "trafficdl.operatorName" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
 {{- define "trafficdl.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ include "trafficdl.selectorLabels" . }}
@@ -77,7 +82,7 @@ no RBAC for them.
 */}}
 {{- define "trafficdl.operatorArgs" -}}
 - --standalone
-- --liveness=http://0.0.0.0:{{ .Values.operator.health.port }}/healthz
+- --liveness=http://$(POD_IP):{{ .Values.operator.health.port }}/healthz
 {{- if .Values.operator.watch.allNamespaces }}
 - --all-namespaces
 {{- else }}

@@ -13,6 +13,7 @@ in network namespaces.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -65,6 +66,33 @@ def make_dataset(out: Path, classes: int = 3, per_class: int = 200, seed: int = 
     )
 
 
+def file_states(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file under `root`: content hash and mtime (to show a refused run touched nothing)."""
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(),
+                                       p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def run_processes(run_id: str) -> dict[int, dict[str, str]]:
+    """pid -> environment (plus "_cmdline") of a run's master and worker processes, found
+    through /proc by the run id in their environment or command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        env = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
+        if (env.get("TRAFFICDL_RUN_ID") == run_id or run_id.encode() in cmdline) and (
+            b"trafficdl_worker" in cmdline or b"trafficdl_master" in cmdline
+        ):
+            found[int(entry.name)] = env | {"_cmdline": cmdline.decode(errors="replace")}
+    return found
+
+
 class Cluster:
     """One run's master and workers as real processes (see the module doc)."""
 
@@ -78,6 +106,7 @@ class Cluster:
         bind_host: str = "127.0.0.1",
         port: int | None = None,
         popen: Callable[..., subprocess.Popen] | None = None,
+        allow_plaintext: bool = False,
     ) -> None:
         self.root, self.dataset = root, dataset
         self.train, self.dist = train, dist
@@ -92,12 +121,14 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen] = {}
         self.killed: set[int] = set()  # pids this harness SIGKILLed on purpose
         self._popen = popen
+        # Off loopback (a netns lab) the token in clear needs the explicit opt-out.
+        self.plaintext_env = {"TRAFFICDL_ALLOW_PLAINTEXT": "1"} if allow_plaintext else {}
 
     # ------------------------------------------------------------ processes
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = (self.logs / f"{name}.log").open("ab")
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-                    "TRAFFICDL_TOKEN": self.token, **env}  # fmt: skip
+                    "TRAFFICDL_TOKEN": self.token, **self.plaintext_env, **env}  # fmt: skip
         try:
             if self._popen is None:
                 proc = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT)
@@ -198,7 +229,8 @@ class Cluster:
         import grpc
 
         client = ParameterServerClient(f"{self.bind_host}:{self.port}", self.run_id,
-                                       token=self.token)  # fmt: skip
+                                       token=self.token,
+                                       allow_plaintext=bool(self.plaintext_env))  # fmt: skip
         try:
             return client.status(timeout=timeout)
         except grpc.RpcError:

@@ -15,30 +15,11 @@ import os
 import signal
 from pathlib import Path
 
-from faults_cluster import make_dataset
+from faults_cluster import make_dataset, run_processes
 
 from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.distributed.launch import run_local
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
-
-
-def _run_processes(run_id: str) -> dict[int, dict[str, str]]:
-    """pid -> environment of this run's master and worker processes."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        env = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
-        cmdline = (entry / "cmdline").read_bytes() if (entry / "cmdline").exists() else b""
-        if (env.get("TRAFFICDL_RUN_ID") == run_id or run_id.encode() in cmdline) and (
-            b"trafficdl_worker" in cmdline or b"trafficdl_master" in cmdline
-        ):
-            found[int(entry.name)] = env | {"_cmdline": cmdline.decode(errors="replace")}
-    return found
 
 
 def test_run_local_token_and_worker_restart(tmp_path: Path) -> None:
@@ -52,7 +33,7 @@ def test_run_local_token_and_worker_restart(tmp_path: Path) -> None:
     def on_status(st: pb.StatusResponse) -> None:
         if "killed" in seen or st.commits_total < 60:
             return
-        procs = _run_processes(run_id)
+        procs = run_processes(run_id)
         tokens = {env.get("TRAFFICDL_TOKEN") for env in procs.values()}
         seen["tokens"], seen["cmdlines"] = tokens, [e["_cmdline"] for e in procs.values()]
         worker1 = [pid for pid, env in procs.items() if env.get("TRAFFICDL_RANK") == "1"]

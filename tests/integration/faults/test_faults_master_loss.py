@@ -1,4 +1,4 @@
-"""The master SIGKILLed mid-run and restarted resumes from its checkpoint (issue 5).
+"""The master SIGKILLed mid-run and restarted resumes from its checkpoint.
 
 Real master and worker processes (faults_cluster.Cluster) on a fixed port.
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from netns_harness import NetnsLab, lab_namespaces, unavailable_reason
+from support.tools import needs
 
 from trafficdl.rpc import security
 
 REASON = unavailable_reason()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+pytestmark = needs("netns", REASON)
 PEER = str(Path(__file__).with_name("faults_netns_peer.py"))
 PORT = 50051
 CUT_SECONDS = 3.0

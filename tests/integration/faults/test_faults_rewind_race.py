@@ -1,4 +1,4 @@
-"""A worker that must rewind never gets a commit past the batches the master lost (issue 5).
+"""A worker that must rewind never gets a commit past the batches the master lost.
 
 The race behind a rare `commits_total` 299 != 300 in
 test_faults_master_loss.py::test_corrupt_newest_checkpoint_falls_back_to_the_previous:

@@ -1,4 +1,4 @@
-"""The real master process keeps strangers and bad commits out (issue 5, security).
+"""The real master process keeps strangers and bad commits out (security).
 
 A master started as a pod starts it (token in TRAFFICDL_TOKEN): calls without
 the token or with a wrong one are refused with UNAUTHENTICATED, the health

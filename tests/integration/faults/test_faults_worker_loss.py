@@ -1,4 +1,4 @@
-"""A worker SIGKILLed mid-run is detected, restarted, and the run completes (issue 5).
+"""A worker SIGKILLed mid-run is detected, restarted, and the run completes.
 
 Real master and worker processes (faults_cluster.Cluster), real signals.
 

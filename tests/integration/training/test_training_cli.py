@@ -112,6 +112,8 @@ def test_classify_json_table_and_reject_below(
     assert any(r["app"] == "unknown" for r in rejected)
     rc, out, _ = _run(capsys, "classify", ck, pcap)
     assert rc == 0 and "per app:" in out and str(plain[0]["dport"]) in out
+    names = {6: "TCP", 17: "UDP"}
+    assert names[plain[0]["proto"]] in out  # protocol names, not numbers, for people
 
 
 def test_evaluate_kfold_writes_json_and_plots(
@@ -176,4 +178,5 @@ def test_classify_bad_format_and_capture(
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"\x00" * 64)
     rc, out, err = _run(capsys, "classify", ck, junk, "--format", "json")
-    assert rc == 0 and json.loads(out) == [] and "warning" in err
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "nothing could be read" in err and "junk.pcap: not a pcap or pcapng" in err

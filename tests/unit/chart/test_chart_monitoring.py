@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import helm_python
-import pytest
 import yaml
 from chart_support import NAMESPACE, REPO, render, scenario_values
+from support.tools import skip_needing
 from trafficdl_operator import contract
 
 METRIC_MODULES = {
@@ -139,7 +139,7 @@ def test_dashboard_off_by_default(chart: helm_python.Chart) -> None:
 def test_dashboard_queries_are_valid_promql(chart: helm_python.Chart, tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool not installed (make system-deps installs prometheus)")
+        skip_needing("promtool", "promtool not installed (make system-deps installs prometheus)")
     exprs = [t["expr"] for panel in _dashboard(chart)["panels"] for t in panel["targets"]]
     rules = {"groups": [{"name": "dashboard", "rules": [
         {"record": f"dashboard:query{i}", "expr": e.replace("$job", ".*")}

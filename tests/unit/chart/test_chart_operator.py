@@ -14,6 +14,7 @@ from typing import Any
 
 import helm_python
 import pytest
+import yaml
 from chart_support import NAMESPACE, REPO, render, scenario_values, scenarios
 from trafficdl_operator.settings import ENV_PREFIX, Settings
 
@@ -50,7 +51,11 @@ def test_operator_deployment_is_hardened(chart: helm_python.Chart, scenario: str
     assert ports["metrics"] == int(_env(container)[ENV_PREFIX + "METRICS_PORT"])
     probe = container["livenessProbe"]["httpGet"]
     assert probe["port"] == "health"
-    assert f"--liveness=http://0.0.0.0:{ports['health']}{probe['path']}" in container["args"]
+    # The endpoints bind the pod's own IP (downward API), which the kubelet probes.
+    assert f"--liveness=http://$(POD_IP):{ports['health']}{probe['path']}" in container["args"]
+    pod_ip = next(e for e in container["env"] if e["name"] == "POD_IP")
+    assert pod_ip["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert _env(container)[ENV_PREFIX + "METRICS_ADDR"] == "$(POD_IP)"
 
 
 def test_command_is_the_image_entry_point(chart: helm_python.Chart) -> None:
@@ -87,13 +92,19 @@ def test_values_reach_the_operator_settings(chart: helm_python.Chart) -> None:
     assert Settings.from_env({}) != settings  # the defaults would not have produced this
 
 
-def test_image_tags_default_to_the_app_version(chart: helm_python.Chart) -> None:
-    app_version = chart.metadata["appVersion"]
-    container = render(chart).operator_container()
-    assert container["image"] == f"ghcr.io/trafficdl/trafficdl-operator:{app_version}"
+def test_default_images_are_those_make_images_builds() -> None:
+    built = set(re.findall(r"-t (trafficdl-[a-z]+:[a-z0-9.]+)", (REPO / "Makefile").read_text()))
+    container = render(helm_python.Chart.load(str(REPO / "charts" / "trafficdl"))
+                       ).operator_container()
     env = _env(container)
-    assert env[ENV_PREFIX + "MASTER_IMAGE"].endswith(f"/trafficdl-master:{app_version}")
-    assert env[ENV_PREFIX + "WORKER_IMAGE"].endswith(f"/trafficdl-worker:{app_version}")
+    assert {container["image"], env[ENV_PREFIX + "MASTER_IMAGE"],
+            env[ENV_PREFIX + "WORKER_IMAGE"]} == built
+
+
+def test_an_empty_tag_means_the_app_version(chart: helm_python.Chart) -> None:
+    values = {"operator": {"image": {"repository": "r.example/op", "tag": ""}}}
+    container = render(chart, values).operator_container()
+    assert container["image"] == f"r.example/op:{chart.metadata['appVersion']}"
 
 
 def test_operator_image_digest_pins(chart: helm_python.Chart) -> None:
@@ -155,3 +166,14 @@ def test_notes_tell_what_to_do_next(chart: helm_python.Chart) -> None:
     assert "kubectl get traffictrainingjobs" in notes
     wide = render(chart, scenario_values("cluster-wide")).template("NOTES.txt")
     assert "every namespace" in wide and "every namespace" not in notes
+
+
+def test_every_name_stays_a_dns_label_for_a_long_release(chart: helm_python.Chart) -> None:
+    # fullname is cut at 63; the "-operator" and "-metrics" suffixes must not push past it.
+    long = "a-release-name-that-is-long-enough-to-push-every-suffix-over"
+    text = chart.render({}, name=long, namespace=NAMESPACE)
+    names = [d["metadata"]["name"] for f, t in text.items() if f.endswith(".yaml")
+             for d in yaml.safe_load_all(t) if d and "metadata" in d]
+    assert any(n.endswith("-metrics") for n in names)
+    for n in names:
+        assert len(n) <= 63 and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", n), n

@@ -78,6 +78,10 @@ def required_permissions() -> set[Permission]:
                         needed.add((job[0], job[1] + "/status", "patch"))
             if dotted in ("kopf.event", "kopf.info", "kopf.warn", "kopf.exception"):
                 needed.add(("", "events", "create"))
+            if dotted == "kopf.adopt":
+                # blockOwnerDeletion on the children: OwnerReferencesPermissionEnforcement
+                # demands update on the owner's finalizers (proven by tests/integration/k8s).
+                needed.add((job[0], job[1] + "/finalizers", "update"))
     return needed
 
 

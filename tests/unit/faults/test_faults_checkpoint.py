@@ -193,16 +193,21 @@ CRASHING_WRITER = textwrap.dedent(
 )
 
 
-def test_writer_killed_mid_save_never_leaves_a_bad_final_file(tmp_path: Path) -> None:
+def _kill_mid_save(directory: Path) -> bool:
+    """Run the writer, SIGKILL it while a save is in flight; True when the kill provably
+    landed mid-save: the save's temporary file is still there (a finished or cleanly
+    failed save renames or removes it; only a killed one leaves it)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", CRASHING_WRITER, str(tmp_path)],
+        [sys.executable, "-c", CRASHING_WRITER, str(directory)],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        for _ in range(4):  # let a few saves complete, then kill during the next ones
+        for _ in range(4):  # let a few saves complete, then kill during the next one
             assert proc.stdout.readline(), "writer died early"
-        time.sleep(0.013)
+        deadline = time.monotonic() + 10
+        while not list(directory.glob(".ckpt-tmp-*")) and time.monotonic() < deadline:
+            pass  # busy-wait: a save is a few ms long
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -210,7 +215,20 @@ def test_writer_killed_mid_save_never_leaves_a_bad_final_file(tmp_path: Path) ->
             proc.kill()
             proc.wait()
         proc.stdout.close()
-    store = CheckpointStore(tmp_path)
+    return bool(list(directory.glob(".ckpt-tmp-*")))
+
+
+def test_writer_killed_mid_save_never_leaves_a_bad_final_file(tmp_path: Path) -> None:
+    landed = False
+    for attempt in range(5):  # the save may finish between the check and the kill: retry
+        directory = tmp_path / f"try{attempt}"
+        directory.mkdir()
+        if _kill_mid_save(directory):
+            landed = True
+            break
+    assert landed, "no kill landed inside a save in 5 tries"
+    store = CheckpointStore(directory)
+    assert list(directory.glob(".ckpt-tmp-*")), "a fresh partial file is never swept"
     finals = store.paths()
     assert 1 <= len(finals) <= 4  # keep=3, plus at most one written before its prune
     for path in finals:  # every file under a final name verifies

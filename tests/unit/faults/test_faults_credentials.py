@@ -34,6 +34,7 @@ def test_token_from_env_or_file_never_a_flag(
     f = tmp_path / "token"
     other = "other-token-0123456789abcdef"
     f.write_text(other + "\n")
+    f.chmod(0o600)  # owner-only, or it is refused
     assert credentials.token(args(False, ["--token-file", str(f)])) == other
     monkeypatch.setenv("TRAFFICDL_TOKEN_FILE", str(f))
     assert credentials.token(args(False, [])) == other

@@ -198,6 +198,7 @@ def test_bad_tokens_are_rejected_with_a_clear_error(bad) -> None:
 def test_token_file_is_read_and_stripped(tmp_path) -> None:
     path = tmp_path / "token"
     path.write_text(TOKEN + "\n")
+    path.chmod(0o600)  # a token file must be owner-only (test_security_files.py)
     assert security.read_token_file(path) == TOKEN
     with pytest.raises(security.SecurityError, match="cannot read"):
         security.read_token_file(tmp_path / "absent")
@@ -217,7 +218,8 @@ def test_bind_to_a_busy_port_fails_clearly(served) -> None:
 
 def test_bind_to_an_address_not_on_this_host_fails_clearly() -> None:
     with pytest.raises(security.SecurityError, match="cannot bind"):
-        security.make_server("192.0.2.1:0", TOKEN)  # TEST-NET-1: never a local address
+        # TEST-NET-1: never a local address (plaintext allowed, to reach the bind)
+        security.make_server("192.0.2.1:0", TOKEN, allow_plaintext=True)
 
 
 def test_tiny_message_limit_is_refused() -> None:

@@ -51,6 +51,10 @@ def test_worker_pod_carries_the_contract(minimal):
     assert (e["TRAFFICDL_RANK"], e["TRAFFICDL_WORLD_SIZE"], e["TRAFFICDL_RUN_ID"]) == \
         ("2", "3", "j-1234")
     assert e["TRAFFICDL_TOKEN"] == {"secretKeyRef": {"name": "j-token", "key": "token"}}
+    # No per-job TLS yet: the plaintext opt-out is explicit (master and workers alike),
+    # otherwise the processes refuse to send the token off loopback.
+    master = builders.build_master_pod("j", "ns", "j-1234", job, 3, SETTINGS)
+    assert e["TRAFFICDL_ALLOW_PLAINTEXT"] == env(master)["TRAFFICDL_ALLOW_PLAINTEXT"] == "1"
     cfg = json.loads(e["TRAFFICDL_RUN_CONFIG"])
     assert from_dict(TrainConfig, cfg["train"]).model == "lstm"
     assert from_dict(DistConfig, cfg["dist"]).workers == 3
@@ -105,3 +109,14 @@ def test_paths_on_the_volume(minimal):
     e = env(builders.build_worker_pod("job", "ns", "r", parse(minimal), 0, 2, SETTINGS))
     assert e["TRAFFICDL_DATASET"] == "/mnt/x/ds/ios"
     assert e["TRAFFICDL_OUT_DIR"] == "/mnt/x/out/runs/job"
+
+
+def test_pods_bind_their_own_ip_from_the_downward_api(minimal):
+    master = builders.build_master_pod("j", "ns", "r", parse(minimal), 2, SETTINGS)
+    worker = builders.build_worker_pod("j", "ns", "r", parse(minimal), 0, 2, SETTINGS)
+    for pod in (master, worker):
+        first = pod["spec"]["containers"][0]["env"][0]  # before any $(TRAFFICDL_POD_IP) use
+        assert first == {"name": "TRAFFICDL_POD_IP",
+                         "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    assert env(master)["TRAFFICDL_BIND"] == "$(TRAFFICDL_POD_IP):50051"
+    assert env(worker)["TRAFFICDL_METRICS_ADDR"] == "$(TRAFFICDL_POD_IP)"

@@ -117,16 +117,16 @@ def test_manifest_maps_configs_onto_the_crd() -> None:
     assert job["metadata"]["namespace"] == "ml"
     # the CRD file of the chart accepts every field we set (structural schema check)
     crd = Path(__file__).parents[3] / "charts/trafficdl/crds/traffictrainingjobs.trafficdl.io.yaml"
-    if crd.is_file():
-        import yaml
+    assert crd.is_file(), f"the chart's CRD is missing: {crd}"  # never a silent skip
+    import yaml
 
-        props = yaml.safe_load(crd.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
-            "properties"
-        ]["spec"]["properties"]
-        for section in ("distribution", "scale", "pricing", "data"):
-            assert set(spec[section]) <= set(props[section]["properties"]), section
-        unknown = set(spec["train"]) - set(props["train"]["properties"])
-        assert unknown <= {"folds", "fold"}  # the fold fields the study asks the CRD for
+    props = yaml.safe_load(crd.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
+        "properties"
+    ]["spec"]["properties"]
+    for section in ("distribution", "scale", "pricing", "data"):
+        assert set(spec[section]) <= set(props[section]["properties"]), section
+    unknown = set(spec["train"]) - set(props["train"]["properties"])
+    assert unknown <= {"folds", "fold"}  # the fold fields the study asks the CRD for
 
 
 def test_names_are_valid_unique_and_short() -> None:

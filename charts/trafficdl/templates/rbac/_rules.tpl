@@ -16,6 +16,11 @@ namespaced Roles and the ClusterRole, so the two scopes cannot drift apart.
 - apiGroups: ["trafficdl.io"]
   resources: ["traffictrainingjobs/status"]
   verbs: ["patch"]
+# (OwnerReferencesPermissionEnforcement allows blockOwnerDeletion only with this.)
+# framework: kopf.adopt() sets blockOwnerDeletion on the children it owns.
+- apiGroups: ["trafficdl.io"]
+  resources: ["traffictrainingjobs/finalizers"]
+  verbs: ["update"]
 # framework: kopf.event() posts core/v1 Events on the job.
 - apiGroups: [""]
   resources: ["events"]

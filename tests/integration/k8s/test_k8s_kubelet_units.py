@@ -1,0 +1,52 @@
+"""The process kubelet's pure parts: $(VAR) expansion, Service name resolution, pod IPs.
+
+No cluster needed: these are the rules that decide what a pod process sees.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts" / "k8s"))
+
+from localcluster.kubelet import network, podenv
+
+
+def _pod(name: str, ns: str, labels: dict[str, str], ip: str | None, ready: bool) -> dict:
+    return {"metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {},
+            "status": {"podIP": ip, "conditions": [{"type": "Ready",
+                                                     "status": "True" if ready else "False"}]}}
+
+
+def test_expansion_follows_the_kubernetes_rules() -> None:
+    env = {"POD_IP": "127.77.0.5"}
+    assert podenv.expand("$(POD_IP):50051", env) == "127.77.0.5:50051"
+    assert podenv.expand("$(MISSING)", env) == "$(MISSING)"  # unknown stays verbatim
+    assert podenv.expand("$$(POD_IP)", env) == "$(POD_IP)"  # $$ escapes
+
+
+def test_services_resolve_to_ready_pod_ips_in_the_loopback_range() -> None:
+    svc = {"metadata": {"name": "j-master", "namespace": "ns"},
+           "spec": {"selector": {"role": "master"}, "clusterIP": "10.96.4.7"}}
+    pods = [_pod("j-master", "ns", {"role": "master"}, "127.77.0.3", True),
+            _pod("other", "ns", {"role": "master"}, "127.77.0.4", False),
+            _pod("elsewhere", "ns2", {"role": "master"}, "127.77.0.9", True)]
+    table = network.service_table([svc], pods)
+    assert table == {("ns", "j-master"): ["127.77.0.3"]}
+    text = network.hosts_text(pods[0], "127.77.0.3", table)
+    line = next(ln for ln in text.splitlines() if "j-master.ns.svc " in ln + " ")
+    assert line.split("\t")[0] == "127.77.0.3"
+    assert "10.96." not in text  # the ClusterIP is never handed out
+    empty = network.service_table([svc], pods[1:])
+    assert network.BLACKHOLE in network.hosts_text(pods[0], "127.77.0.3", empty)
+
+
+def test_pod_ips_are_unique_loopback_addresses_and_reused_after_release() -> None:
+    addrs = network.Addresses()
+    a, b = addrs.allocate("a"), addrs.allocate("b")
+    assert a != b and a.startswith("127.77.") and b.startswith("127.77.")
+    assert addrs.allocate("a") == a and network.BLACKHOLE not in (a, b)
+    addrs.release("a")
+    assert addrs.allocate("c") == a

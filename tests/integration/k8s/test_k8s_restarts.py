@@ -1,0 +1,102 @@
+"""Runs disturbed on the real cluster: pods deleted mid-run (a worker is recreated, a master
+resumes from its checkpoint on the volume) and `kubectl scale` of an asynchronous run; each
+still completes with figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from k8s_support import Kube
+
+QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
+NS, JOB, PVC = "trafficdl", "restarts", "restarts-data"
+
+
+def _dataset() -> list[dict[str, Any]]:
+    """The quickstart's PVC and dataset Job, under names of their own."""
+    pvc, job = yaml.safe_load_all((QUICKSTART / "00-dataset.yaml").read_text())
+    pvc["metadata"]["name"] = PVC
+    job["metadata"]["name"] = "restarts-dataset"
+    job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] = PVC
+    return [pvc, job]
+
+
+@pytest.fixture(scope="module")
+def dataset(kube: Kube) -> str:
+    kube.apply(_dataset())
+    kube.run("wait", "-n", NS, "--for=condition=complete", "job/restarts-dataset",
+             "--timeout=300s")
+    return PVC
+
+
+def _job(name: str = JOB) -> dict[str, Any]:
+    job = yaml.safe_load((QUICKSTART / "10-job.yaml").read_text())
+    job["metadata"]["name"] = name
+    job["spec"]["train"]["epochs"] = 600  # ~0.1 s an epoch here: long enough to interfere
+    job["spec"]["data"]["volume"]["persistentVolumeClaim"]["claimName"] = PVC
+    return job
+
+
+def _pod(kube: Kube, name: str) -> dict[str, Any] | None:
+    res = kube.run("get", "pod", name, "-n", NS, "-o", "json", check=False)
+    return yaml.safe_load(res.stdout) if res.returncode == 0 else None
+
+
+def _running_other(kube: Kube, name: str, uid: str) -> bool:
+    pod = _pod(kube, name)
+    return bool(pod and pod["metadata"]["uid"] != uid and pod["status"].get("phase") == "Running")
+
+
+def _status(kube: Kube, name: str = JOB) -> dict[str, Any]:
+    st = kube.json("get", "ttj", name, "-n", NS).get("status") or {}
+    assert st.get("phase") != "Failed", st
+    return st
+
+
+def test_deleted_worker_and_master_come_back_and_the_run_completes(kube: Kube,
+                                                                   dataset: str) -> None:
+    kube.apply(_job())
+    kube.wait_for("training", lambda: float(_status(kube).get("epoch") or 0) >= 5, timeout=180)
+
+    worker = _pod(kube, f"{JOB}-worker-1")
+    assert worker is not None
+    kube.run("delete", "pod", f"{JOB}-worker-1", "-n", NS, "--wait=false")
+    kube.wait_for("a new worker-1", lambda: _running_other(kube, f"{JOB}-worker-1",
+                                                           worker["metadata"]["uid"]),
+                  timeout=120)
+
+    before = float(_status(kube).get("epoch") or 0)
+    master = _pod(kube, f"{JOB}-master")
+    assert master is not None
+    kube.run("delete", "pod", f"{JOB}-master", "-n", NS, "--wait=false")
+    kube.wait_for("a new master", lambda: _running_other(kube, f"{JOB}-master",
+                                                         master["metadata"]["uid"]),
+                  timeout=120)
+
+    st = kube.wait_for("Succeeded", lambda: (s := _status(kube)).get("phase") == "Succeeded"
+                       and s, timeout=600, every=2)
+    assert st["epoch"] == 600 and st["figures"]["macroF1"] > 0
+    # The new master resumed from its checkpoint on the volume: it counts the restart
+    # itself (status.masterRestarts comes from its Status RPC).
+    assert st["masterRestarts"] >= 1 and before >= 5
+
+
+def test_kubectl_scale_rescales_an_asynchronous_run(kube: Kube, dataset: str) -> None:
+    kube.apply(_job("rescaled"))
+    kube.wait_for("training", lambda: float(_status(kube, "rescaled").get("epoch") or 0) >= 5,
+                  timeout=180)
+    kube.run("scale", "ttj/rescaled", "-n", NS, "--replicas=3")
+
+    def three() -> bool:
+        items = kube.json("get", "pods", "-n", NS, "-l",
+                          "trafficdl.io/job-name=rescaled,trafficdl.io/role=worker")["items"]
+        return _status(kube, "rescaled").get("worldSize") == 3 and len(
+            [p for p in items if p["status"].get("phase") == "Running"]) == 3
+    kube.wait_for("3 running workers", three, timeout=180)
+    st = kube.wait_for("Succeeded", lambda: (s := _status(kube, "rescaled")).get("phase")
+                       == "Succeeded" and s, timeout=600, every=2)
+    assert st["worldSize"] == 3 and st["epoch"] == 600 and st["figures"]["macroF1"] > 0
+    assert "Rescaled" in kube.run("describe", "ttj", "rescaled", "-n", NS).stdout

@@ -1,0 +1,1 @@
+"""Shared test support: collection checks and tool requirements (no tests here)."""
