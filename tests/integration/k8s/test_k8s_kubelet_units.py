@@ -50,3 +50,17 @@ def test_pod_ips_are_unique_loopback_addresses_and_reused_after_release() -> Non
     assert addrs.allocate("a") == a and network.BLACKHOLE not in (a, b)
     addrs.release("a")
     assert addrs.allocate("c") == a
+
+
+def test_a_volume_over_the_checkout_binds_the_runtime_back(monkeypatch) -> None:
+    """A checkout under /tmp (CI clones there) must stay visible under a pod's /tmp volume:
+    the venv's entry points are the pods' image here."""
+    monkeypatch.setattr(podenv, "RUNTIME_ROOTS", (Path("/tmp/ci"), Path("/tmp/ci/.venv")))
+    assert podenv._runtime_binds(["/tmp", "/etc/hosts"]) == [(Path("/tmp/ci"), "/tmp/ci", True)]
+    assert podenv._runtime_binds(["/data", "/etc/hosts"]) == []
+    container = {"command": ["kopf"], "volumeMounts": [{"name": "t", "mountPath": "/tmp"}]}
+    argv = podenv.launcher(container, {"t": Path("/srv/pod/t")}, Path("/srv/pod/hosts"), {})
+    script = argv[argv.index("-c") + 1]
+    assert script.index("mount --bind /proc/self/fd/3 /tmp") < script.index(
+        "mount --bind /proc/self/fd/5 /tmp/ci")  # the volume first, the runtime over it
+    assert "mount -o remount,bind,ro /tmp/ci" in script

@@ -4,6 +4,7 @@ still completes with figures."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,41 @@ def test_kubectl_scale_rescales_an_asynchronous_run(kube: Kube, dataset: str) ->
                        == "Succeeded" and s, timeout=600, every=2)
     assert st["worldSize"] == 3 and st["epoch"] == 600 and st["figures"]["macroF1"] > 0
     assert "Rescaled" in kube.run("describe", "ttj", "rescaled", "-n", NS).stdout
+
+
+def _pods(kube: Kube, name: str) -> list[dict[str, Any]]:
+    return kube.json("get", "pods", "-n", NS, "-l", f"trafficdl.io/job-name={name}")["items"]
+
+
+def _failed_for_deadline(kube: Kube, name: str, policy: str) -> dict[str, Any]:
+    """Start a long run with a 30 s deadline and `policy`; its status once Failed."""
+    job = _job(name)
+    job["spec"]["runPolicy"] = {"activeDeadlineSeconds": 30, "cleanPodPolicy": policy}
+    kube.apply(job)
+    kube.wait_for("training", lambda: float(_status(kube, name).get("epoch") or 0) >= 1,
+                  timeout=180)
+    st = kube.wait_for("Failed", lambda: (s := kube.json("get", "ttj", name, "-n", NS)
+                                          .get("status") or {}).get("phase") == "Failed" and s,
+                       timeout=120, every=1)
+    failed = [cd for cd in st["conditions"] if cd["type"] == "Failed"]
+    assert failed and failed[0]["reason"] == "DeadlineExceeded", st["conditions"]
+    assert "activeDeadlineSeconds=30" in failed[0]["message"]
+    assert float(st.get("epoch") or 0) < 600  # stopped by the deadline, not by finishing
+    return st
+
+
+@pytest.mark.parametrize("policy", ["All", "None"])
+def test_active_deadline_fails_the_run_and_clean_pod_policy_decides_the_pods(
+    kube: Kube, dataset: str, policy: str
+) -> None:
+    name = f"deadline-{policy.lower()}"
+    _failed_for_deadline(kube, name, policy)
+    if policy == "All":  # every pod of the job goes, running or not
+        assert kube.wait_for("pods deleted", lambda: not _pods(kube, name), timeout=90)
+    else:  # "None": the operator deletes nothing; the run's pods are still there
+        time.sleep(5)
+        names = {p["metadata"]["name"] for p in _pods(kube, name)}
+        assert {f"{name}-master", f"{name}-worker-0"} <= names, names
+    kube.run("delete", "ttj", name, "-n", NS, "--timeout=90s")
+    # Deleting the job cascades through the garbage collector, whatever the policy.
+    assert kube.wait_for("pods gone", lambda: not _pods(kube, name), timeout=90)

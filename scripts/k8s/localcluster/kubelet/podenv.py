@@ -214,6 +214,7 @@ def launcher(container: dict[str, Any], volumes: dict[str, Path], hosts: Path,
             src.mkdir(parents=True, exist_ok=True)
         binds.append((src, m["mountPath"], bool(m.get("readOnly"))))
     binds.append((hosts, "/etc/hosts", False))
+    binds += _runtime_binds([target for _, target, _ in binds])
     if len(binds) > 7:
         raise PodEnvError("CreateContainerConfigError", "the process kubelet mounts at most 6 "
                           "volumes per container")
@@ -235,6 +236,20 @@ def launcher(container: dict[str, Any], volumes: dict[str, Path], hosts: Path,
     script.append('exec "$@"')
     return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
             "\n".join(script), "pod", *command]
+
+
+# What stands in for the image: the checkout (source roots of the editable install)
+# and the virtual environment whose entry points (python, kopf) the pods run.
+RUNTIME_ROOTS = tuple(dict.fromkeys([Path(__file__).resolve().parents[4], Path(sys.prefix)]))
+
+
+def _runtime_binds(targets: list[str]) -> list[tuple[Path, str, bool]]:
+    """Bind the runtime back where a volume would hide it (an emptyDir at /tmp over a
+    checkout in /tmp/...): read-only, mounted after the volume (targets sort parents
+    first). A root inside another root that is bound already needs nothing."""
+    hidden = [r for r in RUNTIME_ROOTS if any(r.is_relative_to(t) for t in targets)]
+    keep = [r for r in hidden if not any(r != o and r.is_relative_to(o) for o in hidden)]
+    return [(r, str(r), True) for r in keep]
 
 
 def dump(obj: Any) -> str:
