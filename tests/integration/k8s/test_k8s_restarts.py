@@ -112,11 +112,10 @@ def _failed_for_deadline(kube: Kube, name: str, policy: str) -> dict[str, Any]:
     job = _job(name)
     job["spec"]["runPolicy"] = {"activeDeadlineSeconds": 30, "cleanPodPolicy": policy}
     kube.apply(job)
-    kube.wait_for("training", lambda: float(_status(kube, name).get("epoch") or 0) >= 1,
-                  timeout=180)
+    kube.wait_for("the run's pods", lambda: len(_pods(kube, name)) == 3, timeout=60)
     st = kube.wait_for("Failed", lambda: (s := kube.json("get", "ttj", name, "-n", NS)
                                           .get("status") or {}).get("phase") == "Failed" and s,
-                       timeout=120, every=1)
+                       timeout=180, every=1)
     failed = [cd for cd in st["conditions"] if cd["type"] == "Failed"]
     assert failed and failed[0]["reason"] == "DeadlineExceeded", st["conditions"]
     assert "activeDeadlineSeconds=30" in failed[0]["message"]
