@@ -61,6 +61,8 @@ def test_a_volume_over_the_checkout_binds_the_runtime_back(monkeypatch) -> None:
     container = {"command": ["kopf"], "volumeMounts": [{"name": "t", "mountPath": "/tmp"}]}
     argv = podenv.launcher(container, {"t": Path("/srv/pod/t")}, Path("/srv/pod/hosts"), {})
     script = argv[argv.index("-c") + 1]
-    assert script.index("mount --bind /proc/self/fd/3 /tmp") < script.index(
-        "mount --bind /proc/self/fd/5 /tmp/ci")  # the volume first, the runtime over it
-    assert "mount -o remount,bind,ro /tmp/ci" in script
+    # The volume first, the runtime over it; never canonicalized: `mount` would resolve
+    # /proc/self/fd/N to the path "/tmp/ci", which the /tmp volume already hides.
+    assert script.index("mount --no-canonicalize --bind /proc/self/fd/3 /tmp") < script.index(
+        "mount --no-canonicalize --bind /proc/self/fd/5 /tmp/ci")
+    assert "mount --no-canonicalize -o remount,bind,ro /tmp/ci" in script

@@ -226,9 +226,9 @@ def launcher(container: dict[str, Any], volumes: dict[str, Path], hosts: Path,
         t = shlex.quote(target)
         if target != "/etc/hosts":
             script.append(f"mkdir -p {t}")
-        script.append(f"mount --bind /proc/self/fd/{3 + i} {t}")
+        script.append(f"mount --no-canonicalize --bind /proc/self/fd/{3 + i} {t}")
         if ro:
-            script.append(f"mount -o remount,bind,ro {t}")
+            script.append(f"mount --no-canonicalize -o remount,bind,ro {t}")
     script.append("exec " + " ".join(f"{3 + i}<&-" for i in range(len(binds))))
     workdir = container.get("workingDir")
     if workdir:
