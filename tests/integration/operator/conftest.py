@@ -3,8 +3,11 @@
 The operator's settings are read from the environment at import of
 trafficdl_operator.main (kopf fixes timer intervals at registration), so a
 session fixture sets them before the first operator starts (a 0.2 s reconcile
-interval, a free metrics port, the stand-in master's address) and restores the
-environment afterwards. Each test's kubeconfig points at its own kmock server;
+interval, short timeouts) and restores the environment afterwards. The ports (the
+operator's metrics, the stand-in master) are picked afresh for each test and patched
+into the imported settings: a port picked at collection time may, twenty minutes of
+suite later, be the ephemeral end of some other connection (EADDRINUSE). Each test's
+kubeconfig points at its own kmock server;
 kubernetes.config froze KUBECONFIG when it was imported, so its default
 location is patched too (kopf's login and the operator's client both use it).
 """
@@ -48,12 +51,9 @@ def _free_ports(n: int) -> list[int]:
             sock.close()
 
 
-MASTER_PORT, METRICS_PORT = _free_ports(2)
 OPERATOR_ENV = {
     "TRAFFICDL_OPERATOR_RECONCILE_INTERVAL": "0.2",
     "TRAFFICDL_OPERATOR_STATUS_TIMEOUT": "1",
-    "TRAFFICDL_OPERATOR_METRICS_PORT": str(METRICS_PORT),
-    "TRAFFICDL_OPERATOR_MASTER_ADDR_OVERRIDE": f"127.0.0.1:{MASTER_PORT}",
     "TRAFFICDL_OPERATOR_POD_GRACE_SECONDS": "0",
 }
 NS = "default"
@@ -77,12 +77,26 @@ class StandInMaster(pb_grpc.ParameterServerServicer):
 
 
 @pytest.fixture()
-def master() -> Iterator[StandInMaster]:
+def settings(operator_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The operator's settings for this test, with a fresh metrics and master port."""
+    import dataclasses
+
+    from trafficdl_operator import main
+
+    master_port, metrics_port = _free_ports(2)
+    fresh = dataclasses.replace(main.SETTINGS, metrics_port=metrics_port,
+                                master_addr_override=f"127.0.0.1:{master_port}")
+    monkeypatch.setattr(main, "SETTINGS", fresh)
+    return fresh
+
+
+@pytest.fixture()
+def master(settings: Any) -> Iterator[StandInMaster]:
     servicer = StandInMaster()
     pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="stand-in-master")
     server = grpc.server(pool)
     pb_grpc.add_ParameterServerServicer_to_server(servicer, server)
-    server.add_insecure_port(f"127.0.0.1:{MASTER_PORT}")
+    server.add_insecure_port(settings.master_addr_override)
     server.start()
     yield servicer
     server.stop(grace=None).wait()
@@ -173,7 +187,7 @@ async def cluster(operator_env: dict[str, str], tmp_path: Path,
 
 
 @pytest_asyncio.fixture()
-async def operator(cluster: Cluster) -> AsyncIterator[Any]:
+async def operator(cluster: Cluster, settings: Any) -> AsyncIterator[Any]:
     """The real operator (kopf's CLI) in its own thread and loop, stopped after the test."""
     from kopf.testing import KopfRunner
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import urllib.request
 from typing import Any
 
@@ -119,7 +118,9 @@ async def test_training_failure_reported_by_master(cluster, operator, master):
 
 
 def scrape() -> dict[str, float]:
-    port = os.environ["TRAFFICDL_OPERATOR_METRICS_PORT"]  # chosen by this folder's conftest
+    from trafficdl_operator import main
+
+    port = main.SETTINGS.metrics_port  # chosen for this test by this folder's conftest
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             lines = r.read().decode().splitlines()

@@ -101,7 +101,8 @@ class Kubelet:
             await proc.wait()
 
 
-async def test_real_master_and_workers_train_and_report_figures(cluster, operator, tmp_path):
+async def test_real_master_and_workers_train_and_report_figures(cluster, operator, settings,
+                                                                  tmp_path):
     volume = tmp_path / "volume"
     make_dataset(volume / "datasets" / "two-apps")
     spec = {
@@ -111,8 +112,7 @@ async def test_real_master_and_workers_train_and_report_figures(cluster, operato
         "scale": {"workers": 2},
         "pricing": {"nodeType": "DS4v2"},
     }
-    kubelet = Kubelet(cluster, volume, os.environ["TRAFFICDL_OPERATOR_MASTER_ADDR_OVERRIDE"],
-                      tmp_path)
+    kubelet = Kubelet(cluster, volume, settings.master_addr_override, tmp_path)
     await cluster.create_job("real", spec)
 
     async def run_kubelet() -> None:
