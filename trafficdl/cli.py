@@ -1,6 +1,8 @@
 """The `trafficdl` command: one Typer app, one module of commands per capability.
 
-Each module in trafficdl.commands exposes `register(app)`; this file only wires
+Each module in trafficdl.commands exposes `register(app)`; so does each
+`trafficdl.commands` entry point of an installed package (the operator's
+`trafficdl operator`, which the core must not import). This file only wires
 them and turns user errors (TrafficdlError) into a one-line message with exit
 code 2, so bad input never shows a traceback.
 """
@@ -8,13 +10,14 @@ code 2, so bad input never shows a traceback.
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 
 # Typer vendors its own click; its exception classes are only reachable here.
 from typer._click import exceptions as click_exc
 
-from trafficdl.commands import capture, cluster, distributed, interchange, runs, study, train
+from trafficdl.commands import capture, distributed, interchange, runs, study, train
 from trafficdl.errors import TrafficdlError
 
 app = typer.Typer(
@@ -35,8 +38,10 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for module in (capture, train, interchange, distributed, runs, study, cluster):
+for module in (capture, train, interchange, distributed, runs, study):
     module.register(app)
+for plugin in sorted(entry_points(group="trafficdl.commands"), key=lambda ep: ep.name):
+    plugin.load()(app)  # e.g. trafficdl_operator.cli:register
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """`python -m trafficdl_operator [flags]`: the same as `trafficdl operator [flags]`.
 
-Builds a one-command app from trafficdl.commands.cluster instead of importing
+Builds a one-command app from trafficdl_operator.cli instead of importing
 the whole `trafficdl` CLI, whose other commands reach torch: the operator image
 has none (import-linter checks this boundary).
 """
@@ -11,12 +11,12 @@ import sys
 
 import typer
 
-from trafficdl.commands import cluster
+from trafficdl_operator import cli
 
 
 def main() -> None:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    cluster.register(app)
+    cli.register(app)
     app(prog_name="python -m trafficdl_operator")
 
 

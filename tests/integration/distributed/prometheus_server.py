@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -28,29 +26,6 @@ needs_prometheus = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free loopback ports (`--metrics-port` uses PORT..)."""
-    for _ in range(200):
-        base = random.randint(20000, 60000 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError(f"no {count} consecutive free ports")
 
 
 def query(base: str, promql: str) -> list[dict]:

@@ -18,12 +18,11 @@ import pytest
 from prometheus_server import (
     api,
     check_master_figures,
-    free_port,
-    free_ports,
     needs_prometheus,
     query,
     start_prometheus,
 )
+from support.ports import free_port, free_port_range
 
 from trafficdl.cli import main
 
@@ -41,7 +40,7 @@ def test_prometheus_scrapes_a_local_run_through_metrics_port(
     dist_dataset: Path, tmp_path: Path
 ) -> None:
     dataset = dist_dataset
-    port = free_ports(3)  # master, worker 0, worker 1
+    port = free_port_range(3)  # master, worker 0, worker 1
     jobs = {"trafficdl-master": [port], "trafficdl-worker": [port + 1, port + 2]}
     with start_prometheus(tmp_path, free_port(), jobs) as prom:
         assert main(_args(dataset, tmp_path / "run", port)) == 0
@@ -60,7 +59,7 @@ def test_a_taken_metrics_port_is_refused_before_anything_starts(
     dist_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dataset = dist_dataset
-    port = free_ports(3)
+    port = free_port_range(3)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port + 2))
         taken.listen()

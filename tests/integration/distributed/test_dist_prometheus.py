@@ -15,10 +15,10 @@ import pytest
 from prometheus_server import (
     api,
     check_master_figures,
-    free_port,
     needs_prometheus,
     start_prometheus,
 )
+from support.ports import free_port
 
 from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.distributed.launch import run_local

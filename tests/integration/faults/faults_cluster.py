@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,17 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from support.ports import free_port
 
 from trafficdl.dataset import OBJECT_DTYPE, write_dataset
 from trafficdl.rpc import security
 from trafficdl.rpc.client import ParameterServerClient
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_dataset(out: Path, classes: int = 3, per_class: int = 200, seed: int = 0) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from support.ports import free_port
 from trafficdl_master.checkpoint import CheckpointStore
 
 from trafficdl.rpc import retry, security
@@ -36,11 +36,6 @@ POLICY = retry.RetryPolicy(
     initial_backoff_s=0.05, max_backoff_s=0.5, max_attempts=None, deadline_s=60
 )
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(port: int, directory: Path) -> tuple[subprocess.Popen, int, float]:
@@ -65,7 +60,7 @@ def _commit(rank: int, sequence: int, delta: np.ndarray) -> Iterator[pb.CommitRe
 
 
 def test_master_killed_and_restarted_resumes_from_checkpoint(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     procs: list[subprocess.Popen] = []
     counters: list[tuple[float, int]] = []
     retries: list[float] = []

@@ -15,7 +15,6 @@ location is patched too (kopf's login and the operator's client both use it).
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -35,21 +34,10 @@ from operator_kmock import (
     eventually,
     write_kubeconfig,
 )
+from support.ports import free_ports
 
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:  # held open together so the ports differ
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
 
 OPERATOR_ENV = {
     "TRAFFICDL_OPERATOR_RECONCILE_INTERVAL": "0.2",
@@ -83,7 +71,7 @@ def settings(operator_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> A
 
     from trafficdl_operator import main
 
-    master_port, metrics_port = _free_ports(2)
+    master_port, metrics_port = free_ports(2)
     fresh = dataclasses.replace(main.SETTINGS, metrics_port=metrics_port,
                                 master_addr_override=f"127.0.0.1:{master_port}")
     monkeypatch.setattr(main, "SETTINGS", fresh)

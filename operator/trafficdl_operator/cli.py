@@ -1,5 +1,9 @@
 """`trafficdl operator`: run the Kubernetes operator (kopf) for TrafficTrainingJobs.
 
+The command lives in the operator package and reaches the `trafficdl` CLI
+through the `trafficdl.commands` entry point (pyproject.toml), so the core
+library never imports the operator.
+
 Flags are turned into the operator's TRAFFICDL_OPERATOR_* settings before
 trafficdl_operator.main is imported (its timer interval is fixed when kopf
 registers the handler), then kopf runs in this process, as `kopf run -m
