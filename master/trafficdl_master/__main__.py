@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from trafficdl.config import DistConfig, TrainConfig, from_dict, replace
+from trafficdl.contract import Env, env, env_flag
 from trafficdl.distributed.spec import check_dist_config
 from trafficdl.errors import TrafficdlError
 from trafficdl.rpc import credentials
@@ -27,85 +27,81 @@ from trafficdl.rpc.security import refuse_plaintext_token
 from trafficdl_master.app import MasterOptions, serve
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(f"TRAFFICDL_{name}", default)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="trafficdl_master", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default=_env("DATASET"), help="dataset dir [TRAFFICDL_DATASET]")
+    p.add_argument("--dataset", default=env(Env.DATASET), help=f"dataset dir [{Env.DATASET}]")
     p.add_argument(
         "--out-dir",
-        default=_env("OUT_DIR", "run"),
-        help="run directory to write [TRAFFICDL_OUT_DIR]",
+        default=env(Env.OUT_DIR, "run"),
+        help=f"run directory to write [{Env.OUT_DIR}]",
     )
-    p.add_argument("--run-id", default=_env("RUN_ID"), help="run id [TRAFFICDL_RUN_ID]")
+    p.add_argument("--run-id", default=env(Env.RUN_ID), help=f"run id [{Env.RUN_ID}]")
     p.add_argument(
         "--config",
-        default=_env("RUN_CONFIG"),
-        help='JSON file or inline JSON {"train": {...}, "dist": {...}} [TRAFFICDL_RUN_CONFIG]',
+        default=env(Env.RUN_CONFIG),
+        help=f'JSON file or inline JSON {{"train": {{...}}, "dist": {{...}}}} [{Env.RUN_CONFIG}]',
     )
     p.add_argument(
         "--world-size",
         type=int,
-        default=int(_env("WORLD_SIZE", "0")),
-        help="number of workers N, overrides the config [TRAFFICDL_WORLD_SIZE]",
+        default=int(env(Env.WORLD_SIZE, "0")),
+        help=f"number of workers N, overrides the config [{Env.WORLD_SIZE}]",
     )
     p.add_argument(
         "--bind",
-        default=_env("BIND") or f"{_env('POD_IP') or '127.0.0.1'}:50051",
-        help="gRPC host:port, port 0 = any free; default: the pod IP ($TRAFFICDL_POD_IP, "
+        default=env(Env.BIND) or f"{env(Env.POD_IP) or '127.0.0.1'}:50051",
+        help=f"gRPC host:port, port 0 = any free; default: the pod IP (${Env.POD_IP}, "
         "which the operator sets) or 127.0.0.1, never every interface unless asked "
-        "[TRAFFICDL_BIND]",
+        f"[{Env.BIND}]",
     )
     p.add_argument(
         "--metrics-port",
         type=int,
-        default=int(_env("METRICS_PORT", "0")),
-        help="Prometheus port, 0: off [TRAFFICDL_METRICS_PORT]",
+        default=int(env(Env.METRICS_PORT, "0")),
+        help=f"Prometheus port, 0: off [{Env.METRICS_PORT}]",
     )
     p.add_argument(
         "--metrics-addr",
-        default=_env("METRICS_ADDR"),
+        default=env(Env.METRICS_ADDR),
         help="interface of the metrics endpoint (default: the --bind host) "
-        "[TRAFFICDL_METRICS_ADDR]",
+        f"[{Env.METRICS_ADDR}]",
     )
     p.add_argument(
         "--resume",
         action="store_true",
-        default=_env("RESUME") == "1",
+        default=env_flag(Env.RESUME),
         help="this start continues a stopped run: the time it was stopped is not training "
-        "time, and T restarts when every worker is back [TRAFFICDL_RESUME=1]",
+        f"time, and T restarts when every worker is back [{Env.RESUME}=1]",
     )
     p.add_argument(
         "--t1-seconds",
         type=float,
-        default=float(_env("T1_SECONDS", "0")),
-        help="known T1 for the ideal T1/N figures [TRAFFICDL_T1_SECONDS]",
+        default=float(env(Env.T1_SECONDS, "0")),
+        help=f"known T1 for the ideal T1/N figures [{Env.T1_SECONDS}]",
     )
     p.add_argument(
         "--linger",
         type=float,
-        default=float(_env("LINGER_SECONDS", "0")),
-        help="seconds to keep answering Status after the run [TRAFFICDL_LINGER_SECONDS]",
+        default=float(env(Env.LINGER, "0")),
+        help=f"seconds to keep answering Status after the run [{Env.LINGER}]",
     )
     p.add_argument(
         "--ready-file",
-        default=_env("READY_FILE"),
-        help="write the bound port here once listening [TRAFFICDL_READY_FILE]",
+        default=env(Env.READY_FILE),
+        help=f"write the bound port here once listening [{Env.READY_FILE}]",
     )
     p.add_argument(
         "--checkpoint-dir",
-        default=_env("CHECKPOINT_DIR"),
+        default=env(Env.CHECKPOINT_DIR),
         help="recovery checkpoints; a restarted master resumes from the newest good one "
-        "(default OUT_DIR/checkpoints) [TRAFFICDL_CHECKPOINT_DIR]",
+        f"(default OUT_DIR/checkpoints) [{Env.CHECKPOINT_DIR}]",
     )
     p.add_argument(
         "--insecure",
         action="store_true",
-        default=_env("INSECURE") == "1",
+        default=env_flag(Env.INSECURE),
         help="serve without a run token: anyone who reaches the port can commit "
-        "(local debugging only) [TRAFFICDL_INSECURE=1]",
+        f"(local debugging only) [{Env.INSECURE}=1]",
     )
     credentials.add_arguments(p, server=True)
     return p.parse_args(argv)
@@ -132,7 +128,7 @@ def load_config(text: str) -> dict[str, Any]:
 
 def options(args: argparse.Namespace) -> MasterOptions:
     if not args.dataset:
-        raise TrafficdlError("no dataset: pass --dataset or set TRAFFICDL_DATASET")
+        raise TrafficdlError(f"no dataset: pass --dataset or set {Env.DATASET}")
     cfg = load_config(args.config)
     train = from_dict(TrainConfig, cfg.get("train", {}))
     dist = from_dict(DistConfig, cfg.get("dist", {}))

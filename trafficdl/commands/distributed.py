@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from trafficdl.contract import Env
 from trafficdl.errors import TrafficdlError
 
 
@@ -28,8 +29,8 @@ def master_status(
     token_file: Annotated[
         str,
         typer.Option(
-            help="File holding the run token (default: $TRAFFICDL_TOKEN).",
-            envvar="TRAFFICDL_TOKEN_FILE",
+            help=f"File holding the run token (default: ${Env.TOKEN}).",
+            envvar=Env.TOKEN_FILE,
         ),
     ] = "",
     ca: Annotated[
@@ -47,7 +48,7 @@ def master_status(
         typer.Option(
             "--allow-plaintext",
             help="Send the token without TLS to a non-loopback master (trusted networks only).",
-            envvar="TRAFFICDL_ALLOW_PLAINTEXT",
+            envvar=Env.ALLOW_PLAINTEXT,
         ),
     ] = False,
 ) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 
 from trafficdl import runlock
 from trafficdl.config import DistConfig, TrainConfig, to_dict
+from trafficdl.contract import Env
 from trafficdl.dataset import Dataset
 from trafficdl.distributed import children as kids
 from trafficdl.distributed import resume as launch_record
@@ -232,14 +233,14 @@ class _Launch:
             for rank in range(dist.workers):
                 env = {
                     **base_env,
-                    "TRAFFICDL_MASTER_ADDR": f"127.0.0.1:{port}",
-                    "TRAFFICDL_RANK": str(rank),
-                    "TRAFFICDL_WORLD_SIZE": str(dist.workers),
-                    "TRAFFICDL_RUN_ID": self.run_id,
-                    "TRAFFICDL_THREADS": str(threads),
-                    "TRAFFICDL_METRICS_PORT": str(ports[rank + 1] if len(ports) > rank + 1 else 0),
-                    "TRAFFICDL_METRICS_ADDR": metrics_host,
-                    "TRAFFICDL_LINGER_SECONDS": str(linger),
+                    Env.MASTER_ADDR: f"127.0.0.1:{port}",
+                    Env.RANK: str(rank),
+                    Env.WORLD_SIZE: str(dist.workers),
+                    Env.RUN_ID: self.run_id,
+                    Env.THREADS: str(threads),
+                    Env.METRICS_PORT: str(ports[rank + 1] if len(ports) > rank + 1 else 0),
+                    Env.METRICS_ADDR: metrics_host,
+                    Env.LINGER: str(linger),
                     "OMP_NUM_THREADS": str(threads),
                     "MKL_NUM_THREADS": str(threads),
                 }

@@ -25,6 +25,7 @@ import argparse
 import os
 from pathlib import Path
 
+from trafficdl.contract import Env
 from trafficdl.rpc.security import (
     ClientTls,
     SecurityError,
@@ -33,9 +34,9 @@ from trafficdl.rpc.security import (
     validate_token,
 )
 
-TOKEN_ENV = "TRAFFICDL_TOKEN"
-TOKEN_FILE_ENV = "TRAFFICDL_TOKEN_FILE"
-ALLOW_PLAINTEXT_ENV = "TRAFFICDL_ALLOW_PLAINTEXT"
+TOKEN_ENV = Env.TOKEN
+TOKEN_FILE_ENV = Env.TOKEN_FILE
+ALLOW_PLAINTEXT_ENV = Env.ALLOW_PLAINTEXT
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None:
@@ -52,17 +53,17 @@ def add_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None:
         help=f"file holding the run token [{TOKEN_FILE_ENV}]; or set {TOKEN_ENV} itself",
     )
     cert_help = "this master's TLS certificate" if server else "client certificate for mTLS"
-    parser.add_argument("--tls-cert", default=env("TRAFFICDL_TLS_CERT", ""),
-                        help=f"{cert_help} (PEM) [TRAFFICDL_TLS_CERT]")  # fmt: skip
-    parser.add_argument("--tls-key", default=env("TRAFFICDL_TLS_KEY", ""),
-                        help="its private key (PEM) [TRAFFICDL_TLS_KEY]")  # fmt: skip
+    parser.add_argument("--tls-cert", default=env(Env.TLS_CERT, ""),
+                        help=f"{cert_help} (PEM) [{Env.TLS_CERT}]")  # fmt: skip
+    parser.add_argument("--tls-key", default=env(Env.TLS_KEY, ""),
+                        help=f"its private key (PEM) [{Env.TLS_KEY}]")  # fmt: skip
     ca_help = (
         "CA that workers' client certificates must chain to: enables mutual TLS"
         if server
         else "CA that verifies the master's certificate (enables TLS; empty: plaintext)"
     )
-    parser.add_argument("--tls-ca", default=env("TRAFFICDL_TLS_CA", ""),
-                        help=f"{ca_help} [TRAFFICDL_TLS_CA]")  # fmt: skip
+    parser.add_argument("--tls-ca", default=env(Env.TLS_CA, ""),
+                        help=f"{ca_help} [{Env.TLS_CA}]")  # fmt: skip
     where = (
         "accept the run token on a non-loopback bind"
         if server
@@ -76,9 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None:
         f"(a trusted network only) [{ALLOW_PLAINTEXT_ENV}=1]",
     )
     if not server:
-        parser.add_argument("--tls-server-name", default=env("TRAFFICDL_TLS_SERVER_NAME", ""),
+        parser.add_argument("--tls-server-name", default=env(Env.TLS_SERVER_NAME, ""),
                             help="name to check in the master's certificate "
-                                 "[TRAFFICDL_TLS_SERVER_NAME]")  # fmt: skip
+                                 f"[{Env.TLS_SERVER_NAME}]")  # fmt: skip
 
 
 def token(args: argparse.Namespace) -> str | None:
@@ -99,7 +100,7 @@ def server_tls(args: argparse.Namespace) -> ServerTls | None:
     if not (args.tls_cert or args.tls_key or args.tls_ca):
         return None
     if not (args.tls_cert and args.tls_key):
-        raise SecurityError("TLS needs both --tls-cert and --tls-key (TRAFFICDL_TLS_CERT/KEY)")
+        raise SecurityError(f"TLS needs both --tls-cert and --tls-key ({Env.TLS_CERT}/KEY)")
     return ServerTls(
         cert_file=Path(args.tls_cert),
         key_file=Path(args.tls_key),

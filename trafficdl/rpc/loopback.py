@@ -21,8 +21,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from trafficdl.contract import Env
+
 LOCAL_SCHEMES = ("unix:", "unix-abstract:")
-ALLOW_HINT = "use TLS, or pass --allow-plaintext (TRAFFICDL_ALLOW_PLAINTEXT=1) to accept the risk"
+ALLOW_HINT = f"use TLS, or pass --allow-plaintext ({Env.ALLOW_PLAINTEXT}=1) to accept the risk"
 
 
 def _host_of(hostport: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import sys
 import time
@@ -22,6 +21,7 @@ import grpc
 import torch
 
 from trafficdl.config import TrainConfig
+from trafficdl.contract import Env, env
 from trafficdl.dataset import Dataset
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.errors import TrafficdlError
@@ -34,65 +34,61 @@ from trafficdl_worker.trainer import WorkerError, WorkerTrainer
 log = logging.getLogger("trafficdl.worker")
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(f"TRAFFICDL_{name}", default)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="trafficdl_worker", description=__doc__.splitlines()[0])
     p.add_argument(
         "--master",
-        default=_env("MASTER_ADDR", "127.0.0.1:50051"),
-        help="master host:port [TRAFFICDL_MASTER_ADDR]",
+        default=env(Env.MASTER_ADDR, "127.0.0.1:50051"),
+        help=f"master host:port [{Env.MASTER_ADDR}]",
     )
     p.add_argument(
         "--rank",
         type=int,
-        default=int(_env("RANK", "-1")),
-        help="this worker's rank, -1 to be assigned one [TRAFFICDL_RANK]",
+        default=int(env(Env.RANK, "-1")),
+        help=f"this worker's rank, -1 to be assigned one [{Env.RANK}]",
     )
     p.add_argument(
         "--world-size",
         type=int,
-        default=int(_env("WORLD_SIZE", "0")),
-        help="expected N, checked against the master's (0: any) [TRAFFICDL_WORLD_SIZE]",
+        default=int(env(Env.WORLD_SIZE, "0")),
+        help=f"expected N, checked against the master's (0: any) [{Env.WORLD_SIZE}]",
     )
-    p.add_argument("--run-id", default=_env("RUN_ID"), help="run id [TRAFFICDL_RUN_ID]")
+    p.add_argument("--run-id", default=env(Env.RUN_ID), help=f"run id [{Env.RUN_ID}]")
     p.add_argument(
         "--dataset",
-        default=_env("DATASET"),
-        help="local dataset path (default: the master's) [TRAFFICDL_DATASET]",
+        default=env(Env.DATASET),
+        help=f"local dataset path (default: the master's) [{Env.DATASET}]",
     )
     p.add_argument(
         "--threads",
         type=int,
-        default=int(_env("THREADS", "0")),
-        help="torch threads (0: the run's threads_per_worker) [TRAFFICDL_THREADS]",
+        default=int(env(Env.THREADS, "0")),
+        help=f"torch threads (0: the run's threads_per_worker) [{Env.THREADS}]",
     )
     p.add_argument(
         "--metrics-port",
         type=int,
-        default=int(_env("METRICS_PORT", "0")),
-        help="Prometheus port, 0: off [TRAFFICDL_METRICS_PORT]",
+        default=int(env(Env.METRICS_PORT, "0")),
+        help=f"Prometheus port, 0: off [{Env.METRICS_PORT}]",
     )
     p.add_argument(
         "--metrics-addr",
-        default=_env("METRICS_ADDR") or _env("POD_IP") or "127.0.0.1",
-        help="interface of the metrics endpoint (default: the pod IP $TRAFFICDL_POD_IP, "
-        "else 127.0.0.1) [TRAFFICDL_METRICS_ADDR]",
+        default=env(Env.METRICS_ADDR) or env(Env.POD_IP) or "127.0.0.1",
+        help=f"interface of the metrics endpoint (default: the pod IP ${Env.POD_IP}, "
+        f"else 127.0.0.1) [{Env.METRICS_ADDR}]",
     )
     p.add_argument(
         "--linger",
         type=float,
-        default=float(_env("LINGER_SECONDS", "0")),
+        default=float(env(Env.LINGER, "0")),
         help="seconds to keep the metrics endpoint up after the run, for a last scrape "
-        "[TRAFFICDL_LINGER_SECONDS]",
+        f"[{Env.LINGER}]",
     )
     p.add_argument(
         "--connect-timeout",
         type=float,
-        default=float(_env("CONNECT_TIMEOUT", "120")),
-        help="seconds to wait for the master [TRAFFICDL_CONNECT_TIMEOUT]",
+        default=float(env(Env.CONNECT_TIMEOUT, "120")),
+        help=f"seconds to wait for the master [{Env.CONNECT_TIMEOUT}]",
     )
     credentials.add_arguments(p, server=False)
     return p.parse_args(argv)
