@@ -19,7 +19,7 @@ Pure arithmetic (no torch, no numpy): unit-tested in tests/unit/distributed/test
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -67,14 +67,3 @@ def world_spans(
     spans.append((workers, max(seconds - start, 0.0)))
     return spans
 
-
-def integrated_cost(
-    spans: Iterable[tuple[int, float]], worker_price: float, master_price: float
-) -> float:
-    """C = Σ (ρ·N_i + ρ_M)·T_i over the spans (prices per hour, T_i in seconds)."""
-    return sum((worker_price * n + master_price) * s for n, s in spans) / 3600.0
-
-
-def integrated_node_hours(spans: Iterable[tuple[int, float]]) -> float:
-    """Node-hours Σ (N_i + 1)·T_i: the workers of each span plus the master."""
-    return sum((n + 1) * s for n, s in spans) / 3600.0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trafficdl.atomic import atomic_file
-from trafficdl.cost import ideal_cost, ideal_seconds
+from trafficdl.cost import ideal_cost, ideal_seconds, wtpe
 from trafficdl.distributed.spec import RunSpec
 
 SCALARS = ("accuracy", "macro_recall", "macro_precision", "macro_f1")
@@ -78,7 +78,7 @@ def summary(
         "epochs": spec.train.epochs,
         "split": split,
         "training_seconds": training_seconds,
-        "wtpe_seconds": training_seconds / spec.train.epochs,
+        "wtpe_seconds": wtpe(training_seconds, spec.train.epochs),
         "t1_seconds": t1_seconds,
         "ideal_seconds": None,
         "overhead_over_ideal": None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trafficdl.config import ConfigError, DistConfig, TrainConfig, from_dict, to_dict
-from trafficdl.cost import cost, node_hours
+from trafficdl.cost import cost, node_hours, spans_cost, spans_node_hours
 from trafficdl.distributed import elastic
 
 
@@ -88,11 +88,11 @@ class RunSpec:
         d = self.dist
         if self.rescales:
             spans = elastic.world_spans(self.rescales, d.workers, seconds)
-            return elastic.integrated_cost(spans, d.worker_price, d.master_price)
+            return spans_cost(spans, d.worker_price, d.master_price)
         return cost(d.workers, seconds, d.worker_price, d.master_price)
 
     def node_hours_of(self, seconds: float) -> float:
         if self.rescales:
             spans = elastic.world_spans(self.rescales, self.dist.workers, seconds)
-            return elastic.integrated_node_hours(spans)
+            return spans_node_hours(spans)
         return node_hours(self.dist.workers, seconds)

@@ -20,6 +20,7 @@ from trafficdl_master.recovery import Checkpointer, restore
 from trafficdl_master.state import CenterState, CommitInfo
 
 from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.cost import spans_cost, spans_node_hours
 from trafficdl.dataset import partition
 from trafficdl.distributed import elastic, rundir
 from trafficdl.distributed.spec import RunSpec
@@ -75,8 +76,8 @@ def test_cost_integrates_the_world_size_over_time() -> None:
     spans = elastic.world_spans(rescales, 3, 5400.0)
     assert spans == [(2, 1800.0), (5, 1800.0), (3, 1800.0)]
     # (ρ·2 + ρ_M)·½ h + (ρ·5 + ρ_M)·½ h + (ρ·3 + ρ_M)·½ h with ρ = 1, ρ_M = 3
-    assert elastic.integrated_cost(spans, 1.0, 3.0) == pytest.approx((5 + 8 + 6) / 2)
-    assert elastic.integrated_node_hours(spans) == pytest.approx((3 + 6 + 4) / 2)
+    assert spans_cost(spans, 1.0, 3.0) == pytest.approx((5 + 8 + 6) / 2)
+    assert spans_node_hours(spans) == pytest.approx((3 + 6 + 4) / 2)
     # Before a later rescale's time (never past T): the spans stop at T.
     assert elastic.world_spans(rescales, 3, 900.0) == [(2, 900.0), (5, 0.0), (3, 0.0)]
     s = dataclasses.replace(spec(3), rescales=tuple(rescales))
