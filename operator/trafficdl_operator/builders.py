@@ -16,6 +16,7 @@ from trafficdl.rpc.security import generate_token
 from trafficdl_operator import contract as c
 from trafficdl_operator.settings import Settings
 from trafficdl_operator.spec import JobSpec, PodTemplate
+from trafficdl_operator.tls import ROLE_FILES
 
 
 def labels(job: str, role: str | None = None, rank: int | None = None) -> dict[str, str]:
@@ -69,8 +70,8 @@ def _env(job: str, namespace: str, run_id: str, spec: JobSpec, role: str, rank: 
         c.ENV_OUT_DIR: spec.out_dir(job),
         c.ENV_METRICS_PORT: str(c.METRICS_PORT),
         c.ENV_RUN_CONFIG: json.dumps(spec.run_config(world_size), sort_keys=True),
-        c.ENV_ALLOW_PLAINTEXT: "1",  # no per-job TLS yet: an explicit, documented opt-out
     }
+    plain.update(_tls_env(job, namespace, role, spec))
     if rank is not None:  # the master has no rank: ranks number the workers 0..N-1
         plain[c.ENV_RANK] = str(rank)
     # Bind the pod's own IP, not 0.0.0.0 ($(VAR) is expanded by the kubelet).
@@ -86,14 +87,34 @@ def _env(job: str, namespace: str, run_id: str, spec: JobSpec, role: str, rank: 
     return env
 
 
+def _tls_env(job: str, namespace: str, role: str, spec: JobSpec) -> dict[str, str]:
+    """mTLS files (the default), or the explicit plaintext opt-out of spec.security."""
+    if spec.security.insecure:
+        return {c.ENV_ALLOW_PLAINTEXT: "1"}
+    ca, cert, key = (f"{c.TLS_MOUNT_PATH}/{f}" for f in ROLE_FILES[role])
+    out = {c.ENV_TLS_CA: ca, c.ENV_TLS_CERT: cert, c.ENV_TLS_KEY: key}
+    if role == c.ROLE_WORKER:  # the name in the master's certificate, whatever address is dialled
+        out[c.ENV_TLS_SERVER_NAME] = c.master_dns_names(job, namespace)[0]
+    return out
+
+
+def _tls_volume(job: str, role: str) -> dict[str, Any]:
+    """The job's TLS Secret, only this role's files, owner-readable only."""
+    return {"name": c.TLS_VOLUME_NAME, "secret": {
+        "secretName": c.tls_secret_name(job), "defaultMode": 0o440,
+        "items": [{"key": k, "path": k} for k in ROLE_FILES[role]]}}
+
+
 SCRATCH = "scratch"
 RUN_AS = 10001
 
 
-def _hardening_and_probes(role: str) -> dict[str, Any]:
+def _hardening_and_probes(role: str, tls: bool) -> dict[str, Any]:
     """Container security context and probes that mean something: the master serves
     the standard gRPC health service (readiness: accepting workers; liveness: the
-    server answers), a worker's liveness is its metrics endpoint answering."""
+    server answers), a worker's liveness is its metrics endpoint answering. The
+    kubelet's gRPC probe speaks no TLS, so with mTLS the master's probes check that
+    its gRPC port accepts connections (tcpSocket)."""
     out: dict[str, Any] = {
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -102,7 +123,8 @@ def _hardening_and_probes(role: str) -> dict[str, Any]:
         }
     }
     if role == c.ROLE_MASTER:
-        probe = {"grpc": {"port": c.GRPC_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
+        check = {"tcpSocket": {"port": c.GRPC_PORT}} if tls else {"grpc": {"port": c.GRPC_PORT}}
+        probe = {**check, "periodSeconds": 10, "timeoutSeconds": 5}
         out["readinessProbe"] = {**probe, "initialDelaySeconds": 2}
         out["livenessProbe"] = {**probe, "initialDelaySeconds": 15, "failureThreshold": 6}
     else:
@@ -125,7 +147,8 @@ def _resources(tpl: PodTemplate) -> dict[str, Any]:
 
 
 def _pod(job: str, name: str, role: str, rank: int | None, image: str, tpl: PodTemplate,
-         env: list[dict[str, Any]], spec: JobSpec) -> dict[str, Any]:
+         env: list[dict[str, Any]], spec: JobSpec, tls_id: str | None) -> dict[str, Any]:
+    tls = not spec.security.insecure
     ports = [{"name": c.METRICS_PORT_NAME, "containerPort": c.METRICS_PORT}]
     if role == c.ROLE_MASTER:
         ports.insert(0, {"name": c.GRPC_PORT_NAME, "containerPort": c.GRPC_PORT})
@@ -144,13 +167,17 @@ def _pod(job: str, name: str, role: str, rank: int | None, image: str, tpl: PodT
     }
     if tpl.image_pull_policy:
         container["imagePullPolicy"] = tpl.image_pull_policy
-    container.update(_hardening_and_probes(role))
+    if tls:
+        container["volumeMounts"].append({"name": c.TLS_VOLUME_NAME,
+                                          "mountPath": c.TLS_MOUNT_PATH, "readOnly": True})
+    container.update(_hardening_and_probes(role, tls))
     pod_spec: dict[str, Any] = {
         # The operator, not the kubelet, restarts replicas: it counts restarts
         # against backoffLimit and reports them in status.
         "restartPolicy": "Never",
         "containers": [container],
-        "volumes": [{"name": c.VOLUME_NAME, **spec.volume}, {"name": SCRATCH, "emptyDir": {}}],
+        "volumes": [{"name": c.VOLUME_NAME, **spec.volume}, {"name": SCRATCH, "emptyDir": {}}]
+        + ([_tls_volume(job, role)] if tls else []),
         "hostname": name,
         # The images run as this numeric non-root user (Dockerfile.master/worker).
         "securityContext": {
@@ -167,29 +194,32 @@ def _pod(job: str, name: str, role: str, rank: int | None, image: str, tpl: PodT
         pod_spec["tolerations"] = list(tpl.tolerations)
     if tpl.service_account_name:
         pod_spec["serviceAccountName"] = tpl.service_account_name
+    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(c.METRICS_PORT)}
+    if tls and tls_id:
+        annotations[c.ANNOTATION_CA] = tls_id
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "labels": labels(job, role, rank),
-            "annotations": {"prometheus.io/scrape": "true",
-                            "prometheus.io/port": str(c.METRICS_PORT)},
-        },
+        "metadata": {"name": name, "labels": labels(job, role, rank),
+                     "annotations": annotations},
         "spec": pod_spec,
     }
 
 
 def build_master_pod(job: str, namespace: str, run_id: str, spec: JobSpec, world_size: int,
-                     settings: Settings) -> dict[str, Any]:
+                     settings: Settings, tls_id: str | None = None) -> dict[str, Any]:
+    """`tls_id`: the fingerprint of the CA in the job's TLS Secret (tls.fingerprint)."""
     env = _env(job, namespace, run_id, spec, c.ROLE_MASTER, None, world_size)
     env.insert(-1, {"name": c.ENV_LINGER, "value": f"{settings.master_linger_seconds:g}"})
     image = spec.master.image or settings.master_image
-    return _pod(job, c.master_name(job), c.ROLE_MASTER, None, image, spec.master, env, spec)
+    return _pod(job, c.master_name(job), c.ROLE_MASTER, None, image, spec.master, env, spec,
+                tls_id)
 
 
 def build_worker_pod(job: str, namespace: str, run_id: str, spec: JobSpec, rank: int,
-                     world_size: int, settings: Settings) -> dict[str, Any]:
+                     world_size: int, settings: Settings,
+                     tls_id: str | None = None) -> dict[str, Any]:
     env = _env(job, namespace, run_id, spec, c.ROLE_WORKER, rank, world_size)
     image = spec.worker.image or settings.worker_image
-    return _pod(job, c.worker_name(job, rank), c.ROLE_WORKER, rank, image, spec.worker, env, spec)
+    return _pod(job, c.worker_name(job, rank), c.ROLE_WORKER, rank, image, spec.worker, env, spec,
+                tls_id)

@@ -98,17 +98,25 @@ class Kube:
             raise
         return True
 
-    def read_token(self, namespace: str, job: str) -> str | None:
+    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded; None when it does not exist."""
         try:
-            resp = self.core.read_namespaced_secret(c.secret_name(job), namespace,
-                                                    _preload_content=False)
+            resp = self.core.read_namespaced_secret(name, namespace, _preload_content=False)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        data = _json(resp).get("data") or {}
-        raw = data.get(c.TOKEN_KEY)
-        return base64.b64decode(raw).decode() if raw else None
+        return {k: base64.b64decode(v) for k, v in (_json(resp).get("data") or {}).items()}
+
+    def read_token(self, namespace: str, job: str) -> str | None:
+        raw = (self.read_secret(namespace, c.secret_name(job)) or {}).get(c.TOKEN_KEY)
+        return raw.decode() if raw else None
+
+    def replace_secret(self, namespace: str, obj: dict[str, Any]) -> None:
+        """Overwrite an existing Secret's data (renewed certificates), keeping its owner."""
+        name = obj["metadata"]["name"]
+        self.core.patch_namespaced_secret(name, namespace, {"data": obj["data"]},
+                                          _preload_content=False)
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:

@@ -2,7 +2,11 @@
 
 `create` validates the spec (an invalid one ends as a Failed condition, never
 a retry loop), makes the per-run token Secret and the master Service, and
-runs the first reconciliation. `reconcile` is a timer that, every
+runs the first reconciliation. Each reconciliation first makes sure the job's
+TLS Secret holds certificates valid beyond the renewal window (issuing or
+re-issuing them, trafficdl_operator.tls), unless the job opted out with
+spec.security.insecure, which is logged, posted as an Event and shown in
+status.security. `reconcile` is a timer that, every
 reconcileInterval, lists the job's pods, asks the master's Status RPC and
 executes the pure plan of trafficdl_operator.reconcile: create/recreate/
 delete pods, post Events, write status, delete the job after its TTL.
@@ -19,12 +23,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
 
-from trafficdl_operator import builders, metrics
+from trafficdl_operator import builders, metrics, tls
 from trafficdl_operator import contract as c
 from trafficdl_operator import reconcile as rec
 from trafficdl_operator import status as s
@@ -68,6 +72,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 8
     load_config()
     memo.kube = Kube()
+    memo.tls_files = tls.ClientFiles()
     if SETTINGS.metrics_port:
         memo.metrics_server = metrics.start_server(SETTINGS.metrics_port,
                                                    addr=SETTINGS.metrics_addr)
@@ -78,6 +83,9 @@ async def cleanup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # async: it must not run in the executor it shuts down. Idle pool threads exit now,
     # so an embedded operator (tests, `kopf.run` in a thread) leaves nothing behind.
     settings.execution.executor.shutdown(wait=False)
+    files = memo.get("tls_files")
+    if files is not None:
+        files.close()
     server = memo.get("metrics_server")
     if server is not None:
         server.shutdown()
@@ -103,8 +111,47 @@ def _token(kube: Kube, memo: kopf.Memo, namespace: str, name: str) -> str | None
     return memo.get("token")
 
 
+def _ensure_tls(body: kopf.Body, job: JobSpec, memo: kopf.Memo, namespace: str,
+                name: str) -> dict[str, bytes] | None:
+    """The job's TLS Secret data, issued or renewed first when needed; None if insecure.
+    Raises tls.TlsError when it cannot be made (the job then fails as InvalidSpec)."""
+    if job.security.insecure:
+        return None
+    kube: Kube = memo.kube
+    now, renew = datetime.now(UTC), timedelta(hours=SETTINGS.cert_renew_before_hours)
+    data = memo.get("tls")
+    if tls.needs_issue(data, now, renew):
+        data = kube.read_secret(namespace, c.tls_secret_name(name))
+    if not tls.needs_issue(data, now, renew):
+        memo.tls = data
+        return data
+    ca_name = job.security.ca_secret_name
+    authority = tls.load_authority(kube.read_secret(namespace, ca_name), ca_name) \
+        if ca_name else None
+    fresh = tls.issue(name, namespace, timedelta(hours=SETTINGS.cert_lifetime_hours), authority)
+    until = f"{tls.expires(fresh):%Y-%m-%d %H:%M} UTC"
+    if tls.needs_issue(fresh, now, renew):
+        raise tls.TlsError(f"the job's certificates would expire at {until}, within the "
+                           f"{SETTINGS.cert_renew_before_hours:g} h renewal window: the CA "
+                           "expires too soon")
+    secret = tls.build_secret(name, fresh)
+    kopf.adopt(secret, owner=body)
+    if data is None:
+        kube.create(namespace, secret)  # a 409 (a concurrent create) is overwritten below
+        if kube.read_secret(namespace, secret["metadata"]["name"]) != fresh:
+            kube.replace_secret(namespace, secret)
+    else:
+        kube.replace_secret(namespace, secret)
+        kopf.event(body, type="Normal", reason="CertificatesRenewed",
+                   message=f"certificates re-issued (valid until {until}); pods are "
+                   "restarted with them")
+    memo.tls = fresh
+    return fresh
+
+
 def _poll_master(kube: Kube, memo: kopf.Memo, namespace: str, name: str,
-                 status: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+                 status: dict[str, Any], pods: list[dict[str, Any]],
+                 tls_data: dict[str, bytes] | None) -> dict[str, Any] | None:
     master = s.summarize(name, pods).master
     if master is None or s.pod_phase(master) != "Running" or status.get("phase") in \
             c.TERMINAL_PHASES:
@@ -113,7 +160,8 @@ def _poll_master(kube: Kube, memo: kopf.Memo, namespace: str, name: str,
     if not token:
         return None
     addr = SETTINGS.master_addr_override or c.master_addr(name, namespace)
-    fields = fetch_status(addr, str(status.get("runId")), token, SETTINGS.status_timeout)
+    client = memo.tls_files.client_tls(namespace, name, tls_data) if tls_data else None
+    fields = fetch_status(addr, str(status.get("runId")), token, SETTINGS.status_timeout, client)
     metrics.STATUS_POLLS.labels(outcome="ok" if fields else "unavailable").inc()
     return fields
 
@@ -127,11 +175,20 @@ def _reconcile(body: kopf.Body, job: JobSpec, status: dict[str, Any], memo: kopf
         # This process is the only writer of status: what it wrote last wins over a body
         # that may not reflect that patch yet (a stale read would undo restart counts).
         status = {**status, **copy.deepcopy(memo.get("status") or {})}
+        generation = int(meta.get("generation") or 1)
+        try:
+            tls_data = None if status.get("phase") in c.TERMINAL_PHASES else \
+                _ensure_tls(body, job, memo, namespace, name)
+        except (tls.TlsError, CreateRejected) as exc:
+            _fail_invalid(body, patch, memo, status, str(meta.get("uid")), str(exc), generation)
+            return
         pods = kube.list_pods(namespace, name)
-        obs = rec.Observed(name=name, namespace=namespace, generation=int(meta.get("generation")
-                           or 1), spec=job, status=status, pods=pods,
-                           master=_poll_master(kube, memo, namespace, name, status, pods),
-                           now=datetime.now(UTC))
+        obs = rec.Observed(name=name, namespace=namespace, generation=generation, spec=job,
+                           status=status, pods=pods,
+                           master=_poll_master(kube, memo, namespace, name, status, pods,
+                                               tls_data),
+                           now=datetime.now(UTC),
+                           tls_id=tls.fingerprint(tls_data) if tls_data else None)
         plan = rec.plan(obs, SETTINGS)
         kopf.adopt(plan.create, owner=body)
         try:
@@ -169,10 +226,16 @@ def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, nam
             problem = c.job_name_problem(name)  # where the schema's CEL rule is not enforced
             if problem:
                 raise SpecError(problem)
-            job = parse(copy.deepcopy(dict(spec)))
+            job = parse(copy.deepcopy(dict(spec)), allow_host_path=SETTINGS.allow_host_path)
         except SpecError as exc:
             _fail_invalid(body, patch, memo, current, uid, str(exc), generation)
             return
+        if job.security.insecure:
+            log.warning("job %s/%s: spec.security.insecure is true: master, workers and the "
+                        "operator talk in plaintext and the run token crosses the pod network "
+                        "in clear", namespace, name)
+            kopf.event(body, type="Warning", reason=c.REASON_INSECURE,
+                       message="spec.security.insecure: no TLS, the run token travels in clear")
         kube: Kube = memo.kube
         token = builders.new_token()
         children = [builders.build_secret(name, token), builders.build_service(name)]
@@ -188,6 +251,7 @@ def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, nam
         now = datetime.now(UTC)
         current.update(
             phase=c.PHASE_CREATED, runId=rec.run_id(name, uid), worldSize=job.workers,
+            security=c.SECURITY_INSECURE if job.security.insecure else c.SECURITY_MTLS,
             startTime=s.now_iso(now), masterEndpoint=c.master_addr(name, namespace),
             currency=job.dist.currency,
             selector=f"{c.LABEL_JOB}={name},{c.LABEL_ROLE}={c.ROLE_WORKER}",  # scale subresource
@@ -208,7 +272,7 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, uid: str, m
         return  # `create` has not finished yet, or the job is finished and cleaned up
     with _measured("reconcile"):
         try:
-            job = parse(copy.deepcopy(dict(spec)))
+            job = parse(copy.deepcopy(dict(spec)), allow_host_path=SETTINGS.allow_host_path)
         except SpecError as exc:
             if current.get("phase") not in c.TERMINAL_PHASES:
                 _fail_invalid(body, patch, memo, current, uid, str(exc),
@@ -218,10 +282,13 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, uid: str, m
 
 
 @kopf.on.delete(c.GROUP, c.VERSION, c.PLURAL, id="forget", optional=True)
-def forget(uid: str, **_: Any) -> None:
+def forget(uid: str, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     # optional: this handler alone would need no finalizer, but the `reconcile` timer
     # makes kopf put its finalizer on every job (kopf stops the timer before the job
     # goes). So a delete completes only while an operator runs; with none running the
     # job waits, Terminating, until one starts (docs/operator.md: how to release it).
     # Children go with the job through their ownerReferences (garbage collector).
     metrics.set_phase(uid, None)
+    files = memo.get("tls_files")
+    if files is not None:
+        files.forget(namespace, name)

@@ -31,6 +31,9 @@ class Observed:
     pods: list[dict[str, Any]]
     master: dict[str, Any] | None  # status.master_fields() of the last Status RPC, if answered
     now: datetime
+    # Fingerprint of the CA in the job's TLS Secret (None: insecure job); pods built for
+    # another CA (before a renewal) are replaced.
+    tls_id: str | None = None
 
 
 @dataclass
@@ -143,10 +146,14 @@ def _world_size(b: _Builder) -> int:
     return current
 
 
-def _stale(pod: dict[str, Any], world: int) -> bool:
-    """A pod built for another world size (before a rescale): it must be replaced."""
+def _stale(pod: dict[str, Any], world: int, tls_id: str | None = None) -> bool:
+    """A pod built for another world size (before a rescale) or for other certificates
+    (renewed since, or none: a pod from before per-job mTLS): it must be replaced."""
     if s.pod_phase(pod) == "Terminating":
         return False
+    pod_tls = (pod.get("metadata", {}).get("annotations") or {}).get(c.ANNOTATION_CA)
+    if tls_id and pod_tls != tls_id:
+        return True
     env = (pod.get("spec", {}).get("containers") or [{}])[0].get("env") or []
     value = next((e.get("value") for e in env if e.get("name") == c.ENV_WORLD_SIZE), None)
     return value is not None and value != str(world)
@@ -155,20 +162,21 @@ def _stale(pod: dict[str, Any], world: int) -> bool:
 def _children(b: _Builder, rid: str, world: int) -> bool:
     """Create missing pods, restart failed ones, drop ranks beyond world; False if failed."""
     obs, sm = b.obs, b.summary
-    stale = [p for p in [sm.master, *sm.workers.values()] if p is not None and _stale(p, world)]
+    stale = [p for p in [sm.master, *sm.workers.values()]
+             if p is not None and _stale(p, world, obs.tls_id)]
     if stale:  # replace them all first; new pods come at the next pass
         b.plan.delete_pods += [p["metadata"]["name"] for p in stale]
         return True
     if sm.master is None:
         b.plan.create.append(builders.build_master_pod(obs.name, obs.namespace, rid, obs.spec,
-                                                       world, b.settings))
+                                                       world, b.settings, obs.tls_id))
     elif s.pod_phase(sm.master) == "Failed" and not b.restart(c.ROLE_MASTER, sm.master, "master"):
         return False
     for rank in range(world):
         pod = sm.workers.get(rank)
         if pod is None:
             b.plan.create.append(builders.build_worker_pod(obs.name, obs.namespace, rid, obs.spec,
-                                                           rank, world, b.settings))
+                                                           rank, world, b.settings, obs.tls_id))
         elif s.pod_phase(pod) == "Failed" and not b.restart(c.ROLE_WORKER, pod, f"worker {rank}"):
             return False
     for rank, pod in sm.workers.items():
@@ -201,6 +209,7 @@ def plan(obs: Observed, settings: Settings) -> Plan:
     b = _Builder(obs, settings)
     spec, st = obs.spec, b.st
     st["observedGeneration"] = obs.generation
+    st["security"] = c.SECURITY_INSECURE if spec.security.insecure else c.SECURITY_MTLS
     if obs.master:
         st.update(obs.master)
     phase = st.get("phase")

@@ -36,6 +36,14 @@ class Settings:
     master_linger_seconds: float = 60.0
     # Deletion grace period given to pods the operator removes, seconds.
     pod_grace_seconds: int = 30
+    # Accept data.volume.hostPath (chart value allowHostPath): off by default, a hostPath
+    # volume exposes the node's filesystem to whoever may create a job.
+    allow_host_path: bool = False
+    # Lifetime of a job's certificates, hours: short, so a leaked key is useful for days.
+    cert_lifetime_hours: float = 168.0
+    # Re-issue a job's certificates (and restart its pods) once they expire within this
+    # many hours, checked at every reconciliation (also on resume from suspend).
+    cert_renew_before_hours: float = 24.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -55,4 +63,8 @@ class Settings:
             master_addr_override=get("MASTER_ADDR_OVERRIDE", d.master_addr_override),
             master_linger_seconds=float(get("MASTER_LINGER_SECONDS", d.master_linger_seconds)),
             pod_grace_seconds=int(get("POD_GRACE_SECONDS", d.pod_grace_seconds)),
+            allow_host_path=get("ALLOW_HOST_PATH", "false").strip().lower() in ("1", "true"),
+            cert_lifetime_hours=float(get("CERT_LIFETIME_HOURS", d.cert_lifetime_hours)),
+            cert_renew_before_hours=float(get("CERT_RENEW_BEFORE_HOURS",
+                                              d.cert_renew_before_hours)),
         )

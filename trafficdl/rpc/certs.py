@@ -31,7 +31,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DEFAULT_LIFETIME = dt.timedelta(days=7)
@@ -90,7 +90,8 @@ def _san(names: Iterable[str]) -> list[x509.GeneralName]:
 class Authority:
     """A CA that signs one run's certificates (`create` a fresh one, or `load` yours)."""
 
-    def __init__(self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+    def __init__(self, cert: x509.Certificate,
+                 key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
         self.cert, self.key = cert, key
 
     @classmethod
@@ -115,11 +116,15 @@ class Authority:
 
     @classmethod
     def load(cls, cert_pem: bytes, key_pem: bytes) -> Authority:
-        """A CA from PEM bytes (a user's own CA Secret); its key must be EC."""
+        """A CA from PEM bytes (a user's own CA Secret); its key must be EC or RSA and
+        match the certificate. Leaves it signs still get EC P-256 keys."""
         key = serialization.load_pem_private_key(key_pem, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError("the CA key must be an EC key")
-        return cls(x509.load_pem_x509_certificate(cert_pem), key)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError("the CA key must be an EC or RSA key")
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():
+            raise ValueError("the CA key does not match its certificate")
+        return cls(cert, key)
 
     @property
     def cert_pem(self) -> bytes:

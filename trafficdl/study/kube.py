@@ -29,38 +29,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from trafficdl.contract import (
+    API_VERSION,
+    DIST_FIELDS,
+    GROUP,
+    KIND,
+    PLURAL,
+    TRAIN_FIELDS,
+    VERSION,
+    crd_keys,
+)
 from trafficdl.errors import TrafficdlError
 from trafficdl.study.sweep import CellResult, CellTask
 
-GROUP, VERSION, PLURAL = "trafficdl.io", "v1alpha1", "traffictrainingjobs"
-KIND = "TrafficTrainingJob"
 LABEL_SWEEP, LABEL_CELL = "trafficdl.io/sweep", "trafficdl.io/cell"
 MAX_NAME = 50  # pods are named {job}-worker-{i}: leave room under the 63-character limit
 
-_TRAIN = {
-    "model": "model",
-    "epochs": "epochs",
-    "batch_size": "batchSize",
-    "optimizer": "optimizer",
-    "lr": "lr",
-    "weight_decay": "weightDecay",
-    "dropout": "dropout",
-    "seed": "seed",
-    "test_fraction": "testFraction",
-    "val_fraction": "valFraction",
-    "patience": "patience",
-    "class_weighting": "classWeighting",
-    "device": "device",
-}
-_DIST = {
-    "algorithm": "algorithm",
-    "window": "window",
-    "window_epochs": "windowEpochs",
-    "rho": "rho",
-    "elastic_lr": "elasticLr",
-    "wire_dtype": "wireDtype",
-    "sync_timeout": "syncTimeoutSeconds",
-}
+# Config field -> CRD key: the operator's table read the other way; the fold is set
+# per task (build_job), not from the config.
+_TRAIN = {py: k8s for py, k8s in crd_keys(TRAIN_FIELDS).items() if py not in ("folds", "fold")}
+_DIST = crd_keys(DIST_FIELDS)
 
 
 class KubeRunError(TrafficdlError):
@@ -114,7 +102,7 @@ def build_job(task: CellTask, s: KubeSettings) -> dict[str, Any]:
     d = task.dist_cfg
     name = job_name(s.prefix, task.cell.id, task.fold)
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
             "name": name,

@@ -1,5 +1,8 @@
 """Fixtures: kmock as the API server, the real operator in its own thread, a stand-in master.
 
+The stand-in master speaks mutual TLS with the certificates the operator puts in
+the job's TLS Secret, as a real master does (the default on a cluster).
+
 The operator's settings are read from the environment at import of
 trafficdl_operator.main (kopf fixes timer intervals at registration), so a
 session fixture sets them before the first operator starts (a 0.2 s reconcile
@@ -15,10 +18,12 @@ location is patched too (kopf's login and the operator's client both use it).
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ import pytest_asyncio
 from operator_kmock import (
     EVENTS,
     PODS,
+    SECRETS,
     KubeEmulator,
     declare_resources,
     eventually,
@@ -78,13 +84,41 @@ def settings(operator_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> A
     return fresh
 
 
+def job_tls(cluster: Cluster) -> dict[str, bytes] | None:
+    """The TLS Secret of the job created last (the operator's, as a master mounts it)."""
+    secrets = [s for name, s in list(cluster.live(SECRETS).items()) if name.endswith("-tls")]
+    if not secrets:
+        return None
+    return {k: base64.b64decode(v) for k, v in (secrets[-1].get("data") or {}).items()}
+
+
+def _master_credentials(cluster: Cluster) -> grpc.ServerCredentials:
+    """Mutual TLS like a real master: the certificate of the job's Secret, client
+    certificates required and checked against the job's CA; read at each handshake,
+    because the Secret appears only once the operator creates the job."""
+    from trafficdl_operator import tls
+
+    def config(data: dict[str, bytes]) -> Any:
+        return grpc.ssl_server_certificate_configuration(
+            [(data["master.key"], data["master.crt"])], root_certificates=data["ca.crt"])
+
+    placeholder = tls.issue("none", "none", timedelta(hours=1))
+
+    def fetch() -> Any:
+        data = job_tls(cluster)
+        return config(data) if data and data.get("master.key") else None
+
+    return grpc.dynamic_ssl_server_credentials(config(placeholder), fetch,
+                                               require_client_authentication=True)
+
+
 @pytest.fixture()
-def master(settings: Any) -> Iterator[StandInMaster]:
+def master(settings: Any, cluster: Cluster) -> Iterator[StandInMaster]:
     servicer = StandInMaster()
     pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="stand-in-master")
     server = grpc.server(pool)
     pb_grpc.add_ParameterServerServicer_to_server(servicer, server)
-    server.add_insecure_port(settings.master_addr_override)
+    server.add_secure_port(settings.master_addr_override, _master_credentials(cluster))
     server.start()
     yield servicer
     server.stop(grace=None).wait()

@@ -51,20 +51,37 @@ class Kubelet:
     def __init__(self, cluster: Any, volume: Path, master_addr: str, logs: Path) -> None:
         self.cluster, self.volume, self.master_addr, self.logs = cluster, volume, master_addr, logs
         self.procs: dict[str, asyncio.subprocess.Process] = {}  # by pod uid
+        self.envs: dict[str, dict[str, str]] = {}  # by pod name, as started
+
+    def _secret_volume(self, pod: dict[str, Any], mount: dict[str, Any]) -> Path:
+        """The pod's secret volume (the job's TLS files) as a private folder of its items."""
+        vol = next(v for v in pod["spec"]["volumes"] if v["name"] == mount["name"])["secret"]
+        data = self.cluster.live(SECRETS)[vol["secretName"]]["data"]
+        folder = self.logs / f"{pod['metadata']['name']}-{pod['metadata']['uid']}-{mount['name']}"
+        folder.mkdir(mode=0o700)
+        for item in vol["items"]:
+            (folder / item["path"]).write_bytes(base64.b64decode(data[item["key"]]))
+        return folder
 
     def _env(self, pod: dict[str, Any]) -> dict[str, str]:
         ctr = pod["spec"]["containers"][0]
         mount = ctr["volumeMounts"][0]["mountPath"]
+        secrets = {m["mountPath"]: self._secret_volume(pod, m) for m in ctr["volumeMounts"]
+                   if m.get("readOnly")}
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         for item in ctr["env"]:
+            value = item.get("value", "")
             if "fieldRef" in item.get("valueFrom", {}):  # status.podIP: one host here
                 env[item["name"]] = "127.0.0.1"
             elif "valueFrom" in item:
                 ref = item["valueFrom"]["secretKeyRef"]
                 secret = self.cluster.live(SECRETS)[ref["name"]]
                 env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
-            elif item["value"] == mount or item["value"].startswith(mount + "/"):
-                env[item["name"]] = str(self.volume) + item["value"][len(mount):]
+            elif value == mount or value.startswith(mount + "/"):
+                env[item["name"]] = str(self.volume) + value[len(mount):]
+            elif any(value.startswith(m + "/") for m in secrets):
+                m = next(m for m in secrets if value.startswith(m + "/"))
+                env[item["name"]] = str(secrets[m]) + value[len(m):]
             else:
                 env[item["name"]] = item["value"]
         env["TRAFFICDL_METRICS_PORT"] = "0"  # three processes share one host here
@@ -81,9 +98,10 @@ class Kubelet:
             uid = pod["metadata"]["uid"]
             if uid not in self.procs:
                 cmd = [sys.executable, *pod["spec"]["containers"][0]["command"][1:]]
+                self.envs[name] = self._env(pod)
                 with (self.logs / f"{name}.log").open("ab") as log:
                     self.procs[uid] = await asyncio.create_subprocess_exec(
-                        *cmd, env=self._env(pod), stdout=log, stderr=asyncio.subprocess.STDOUT)
+                        *cmd, env=self.envs[name], stdout=log, stderr=asyncio.subprocess.STDOUT)
                 await self.cluster.set_pod(name, "Running")
             elif self.procs[uid].returncode is not None and \
                     pod.get("status", {}).get("phase") == "Running":
@@ -108,7 +126,8 @@ async def test_real_master_and_workers_train_and_report_figures(cluster, operato
     spec = {
         "train": {"model": "lstm", "epochs": 1, "batchSize": 20, "seed": 1},
         "distribution": {"algorithm": "aeasgd", "window": 2},
-        "data": {"volume": {"hostPath": {"path": str(volume)}}, "datasetPath": "datasets/two-apps"},
+        "data": {"volume": {"persistentVolumeClaim": {"claimName": "data"}},
+                 "datasetPath": "datasets/two-apps"},
         "scale": {"workers": 2},
         "pricing": {"nodeType": "DS4v2"},
     }
@@ -139,3 +158,11 @@ async def test_real_master_and_workers_train_and_report_figures(cluster, operato
     assert st["cost"] == pytest.approx(run["cost"], abs=1e-6) and st["currency"] == "EUR"
     # ... and the run learned: the two apps are separable in one epoch (measured 1.0).
     assert run["figures"]["accuracy"] >= 0.9, run["figures"]
+    # Over mutual TLS with the operator's per-job certificates (the master refuses anything
+    # else), and the token never reaches a log.
+    assert st["security"] == "mTLS"
+    token = base64.b64decode(cluster.live(SECRETS)["real-token"]["data"]["token"]).decode()
+    assert all(token not in p.read_text() for p in tmp_path.glob("*.log"))
+    for name, env in kubelet.envs.items():
+        assert Path(env["TRAFFICDL_TLS_CA"]).is_file() and "TRAFFICDL_ALLOW_PLAINTEXT" not in env, \
+            name

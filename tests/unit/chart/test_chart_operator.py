@@ -72,7 +72,8 @@ def test_values_reach_the_operator_settings(chart: helm_python.Chart) -> None:
         "workerImage": {"repository": "registry.example/tdl/worker", "tag": "1.2.3-cu128",
                         "digest": DIGEST},
         "reconcileIntervalSeconds": 4.5, "statusTimeoutSeconds": 1.5, "podGraceSeconds": 7,
-        "masterLingerSeconds": 12.5, "metrics": {"port": 9300},
+        "masterLingerSeconds": 12.5, "metrics": {"port": 9300}, "allowHostPath": True,
+        "certLifetimeHours": 48, "certRenewBeforeHours": 6,
     }}
     container = render(chart, values).operator_container()
     settings = Settings.from_env(_env(container))
@@ -83,6 +84,9 @@ def test_values_reach_the_operator_settings(chart: helm_python.Chart) -> None:
     assert settings.pod_grace_seconds == 7
     assert settings.master_linger_seconds == 12.5
     assert settings.metrics_port == 9300
+    assert settings.allow_host_path is True and not Settings.from_env(
+        _env(render(chart, {}).operator_container())).allow_host_path  # off by default
+    assert (settings.cert_lifetime_hours, settings.cert_renew_before_hours) == (48, 6)
     # Every TRAFFICDL_OPERATOR_* the chart sets is one the operator reads, and each
     # setting an administrator tunes is set (the override is for tests only).
     read = set(re.findall(r'get\("([A-Z_]+)"', SETTINGS_SOURCE)) - {"MASTER_ADDR_OVERRIDE"}

@@ -51,19 +51,27 @@ def test_worker_pod_carries_the_contract(minimal):
     assert (e["TRAFFICDL_RANK"], e["TRAFFICDL_WORLD_SIZE"], e["TRAFFICDL_RUN_ID"]) == \
         ("2", "3", "j-1234")
     assert e["TRAFFICDL_TOKEN"] == {"secretKeyRef": {"name": "j-token", "key": "token"}}
-    # No per-job TLS yet: the plaintext opt-out is explicit (master and workers alike),
-    # otherwise the processes refuse to send the token off loopback.
-    master = builders.build_master_pod("j", "ns", "j-1234", job, 3, SETTINGS)
-    assert e["TRAFFICDL_ALLOW_PLAINTEXT"] == env(master)["TRAFFICDL_ALLOW_PLAINTEXT"] == "1"
+    # mTLS by default: the worker's client certificate, the CA that verifies the master,
+    # the name in the master's certificate; never the plaintext opt-out.
+    assert "TRAFFICDL_ALLOW_PLAINTEXT" not in e
+    assert (e["TRAFFICDL_TLS_CA"], e["TRAFFICDL_TLS_CERT"], e["TRAFFICDL_TLS_KEY"]) == (
+        "/var/run/trafficdl/tls/ca.crt", "/var/run/trafficdl/tls/worker.crt",
+        "/var/run/trafficdl/tls/worker.key")
+    assert e["TRAFFICDL_TLS_SERVER_NAME"] == "j-master.ns.svc"
     cfg = json.loads(e["TRAFFICDL_RUN_CONFIG"])
     assert from_dict(TrainConfig, cfg["train"]).model == "lstm"
     assert from_dict(DistConfig, cfg["dist"]).workers == 3
+    # The TLS Secret: only the worker's files (never the master's or the operator's key).
     assert pod["spec"]["volumes"] == [
         {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
         {"name": "scratch", "emptyDir": {}},
+        {"name": "tls", "secret": {"secretName": "j-tls", "defaultMode": 0o440, "items": [
+            {"key": k, "path": k} for k in ("ca.crt", "worker.crt", "worker.key")]}},
     ]
     assert ctr["volumeMounts"] == [{"name": "data", "mountPath": "/data"},
-                                   {"name": "scratch", "mountPath": "/tmp"}]
+                                   {"name": "scratch", "mountPath": "/tmp"},
+                                   {"name": "tls", "mountPath": "/var/run/trafficdl/tls",
+                                    "readOnly": True}]
     # Hardened like the images: non-root, read-only root, no capabilities.
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert ctr["securityContext"] == {"allowPrivilegeEscalation": False,
@@ -83,9 +91,37 @@ def test_master_pod_has_grpc_port_linger_and_no_rank(minimal):
     assert "TRAFFICDL_RANK" not in e and e["TRAFFICDL_WORLD_SIZE"] == "2"
     assert float(e["TRAFFICDL_LINGER_SECONDS"]) == SETTINGS.master_linger_seconds
     assert ctr["env"][-1]["name"] == "TRAFFICDL_TOKEN"
-    # Probes use the standard gRPC health service the master serves.
+    # mTLS: server certificate and key, and the CA client certificates must chain to.
+    assert (e["TRAFFICDL_TLS_CA"], e["TRAFFICDL_TLS_CERT"], e["TRAFFICDL_TLS_KEY"]) == (
+        "/var/run/trafficdl/tls/ca.crt", "/var/run/trafficdl/tls/master.crt",
+        "/var/run/trafficdl/tls/master.key")
+    assert "TRAFFICDL_TLS_SERVER_NAME" not in e and "TRAFFICDL_ALLOW_PLAINTEXT" not in e
+    items = pod["spec"]["volumes"][-1]["secret"]["items"]
+    assert [i["key"] for i in items] == ["ca.crt", "master.crt", "master.key"]
+    # The kubelet's gRPC probe speaks no TLS: with mTLS the probes check the port accepts.
+    assert ctr["readinessProbe"]["tcpSocket"] == {"port": 50051}
+    assert ctr["livenessProbe"]["tcpSocket"] == {"port": 50051}
+
+
+def test_insecure_job_opts_out_explicitly_and_uses_the_grpc_health_probe(minimal):
+    minimal["security"] = {"insecure": True}
+    job = parse(minimal)
+    master = builders.build_master_pod("j", "ns", "r", job, 2, SETTINGS, tls_id="abc")
+    worker = builders.build_worker_pod("j", "ns", "r", job, 0, 2, SETTINGS, tls_id="abc")
+    for pod in (master, worker):
+        e = env(pod)
+        assert e["TRAFFICDL_ALLOW_PLAINTEXT"] == "1"
+        assert not [k for k in e if k.startswith("TRAFFICDL_TLS_")]
+        assert [v["name"] for v in pod["spec"]["volumes"]] == ["data", "scratch"]
+        assert "trafficdl.io/tls-ca" not in pod["metadata"]["annotations"]
+    ctr = master["spec"]["containers"][0]
     assert ctr["readinessProbe"]["grpc"] == {"port": 50051}
     assert ctr["livenessProbe"]["grpc"] == {"port": 50051}
+
+
+def test_pods_carry_the_fingerprint_of_their_ca(minimal):
+    pod = builders.build_worker_pod("j", "ns", "r", parse(minimal), 0, 2, SETTINGS, tls_id="f00")
+    assert pod["metadata"]["annotations"]["trafficdl.io/tls-ca"] == "f00"
 
 
 def test_pod_template_gpus_scheduling_and_extra_env(minimal):

@@ -11,9 +11,10 @@ import pytest
 import yaml
 from operator_support import CRD_PATH, EXAMPLES, openapi_schema, strict
 from trafficdl_operator import contract
-from trafficdl_operator.spec import _DIST_FIELDS, _TRAIN_FIELDS, parse
+from trafficdl_operator.spec import parse
 
 from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.contract import DIST_FIELDS, TRAIN_FIELDS
 
 GOOD = sorted(EXAMPLES.glob("*.yaml"))
 BAD = sorted((EXAMPLES / "invalid").glob("*.yaml"))
@@ -85,7 +86,7 @@ def test_status_enums_are_the_contracts():
 
 
 @pytest.mark.parametrize(("section", "mapping", "cls"), [
-    ("train", _TRAIN_FIELDS, TrainConfig), ("distribution", _DIST_FIELDS, DistConfig)])
+    ("train", TRAIN_FIELDS, TrainConfig), ("distribution", DIST_FIELDS, DistConfig)])
 def test_crd_defaults_match_trafficdl_config(section, mapping, cls):
     props = openapi_schema()["properties"]["spec"]["properties"][section]["properties"]
     assert set(props) == set(mapping), "every config field is in the CRD, and only those"

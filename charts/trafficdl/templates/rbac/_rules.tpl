@@ -37,8 +37,10 @@ namespaced Roles and the ClusterRole, so the two scopes cannot drift apart.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["create"]
-# application: the per-run token Secret, created once and read back after a restart.
+# The TLS Secret is patched when its certificates are renewed; a user's CA Secret
+# (spec.security.caSecretName) is read to sign the job's certificates.
+# application: the per-run token and TLS Secrets, created once and read back after a restart.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "get"]
+  verbs: ["create", "get", "patch"]
 {{- end -}}
