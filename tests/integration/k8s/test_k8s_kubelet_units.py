@@ -5,8 +5,11 @@ No cluster needed: these are the rules that decide what a pod process sees.
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts" / "k8s"))
 
@@ -66,3 +69,39 @@ def test_a_volume_over_the_checkout_binds_the_runtime_back(monkeypatch) -> None:
     assert script.index("mount --no-canonicalize --bind /proc/self/fd/3 /tmp") < script.index(
         "mount --no-canonicalize --bind /proc/self/fd/5 /tmp/ci")
     assert "mount --no-canonicalize -o remount,bind,ro /tmp/ci" in script
+
+
+class _Secrets:
+    """An Api with one Secret (as the API server returns it: base64 data)."""
+
+    def __init__(self, data: dict[str, bytes]) -> None:
+        self.data = {k: base64.b64encode(v).decode() for k, v in data.items()}
+
+    def secret(self, namespace: str, name: str) -> dict | None:
+        return {"data": self.data} if name == "tls" else None
+
+    def configmap(self, namespace: str, name: str) -> dict | None:
+        return None
+
+    def token(self, pod: dict, sa: str, audience: str | None, seconds: int) -> str:
+        return ""
+
+
+def test_a_secret_volume_with_items_shows_only_those_keys(tmp_path) -> None:
+    """As a real kubelet: `items` selects keys (renamed to their paths); the others, e.g.
+    another role's private key, never reach the pod's folder; a missing key fails the pod."""
+    api = _Secrets({"ca.crt": b"CA", "worker.crt": b"W", "worker.key": b"WK",
+                    "master.key": b"MK"})
+    items = [{"key": "ca.crt", "path": "ca.crt"}, {"key": "worker.crt", "path": "tls.crt"},
+             {"key": "worker.key", "path": "tls.key"}]
+    pod = {"metadata": {"namespace": "ns"},
+           "spec": {"volumes": [{"name": "tls", "secret": {"secretName": "tls", "items": items}},
+                                {"name": "all", "secret": {"secretName": "tls"}}]}}
+    vols = podenv.prepare_volumes(api, pod, tmp_path / "pod", tmp_path / "node", b"")
+    assert sorted(p.name for p in vols["tls"].iterdir()) == ["ca.crt", "tls.crt", "tls.key"]
+    assert (vols["tls"] / "tls.key").read_bytes() == b"WK"
+    assert sorted(p.name for p in vols["all"].iterdir()) == sorted(api.data)
+    pod["spec"]["volumes"] = [{"name": "tls", "secret": {
+        "secretName": "tls", "items": [{"key": "nope", "path": "x"}]}}]
+    with pytest.raises(podenv.PodEnvError, match="no key 'nope'"):
+        podenv.prepare_volumes(api, pod, tmp_path / "pod2", tmp_path / "node", b"")

@@ -132,6 +132,21 @@ def _write(folder: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
+def _items(data: dict[str, bytes], items: list[dict[str, Any]] | None, what: str,
+           optional: bool = False) -> dict[str, bytes]:
+    """The files a secret/configMap volume shows: every key, or only `items` (key ->
+    path), as the kubelet does; a listed key that is missing fails the pod."""
+    if not items:
+        return dict(data)
+    out = {}
+    for item in items:
+        if item["key"] in data:
+            out[item["path"]] = data[item["key"]]
+        elif not optional:
+            raise PodEnvError("ContainerCreating", f"{what}: no key {item['key']!r}")
+    return out
+
+
 def _projected(api: Api, pod: dict[str, Any], sources: list[dict[str, Any]],
                ca: bytes) -> dict[str, bytes]:
     ns, out = pod["metadata"]["namespace"], {}
@@ -146,17 +161,17 @@ def _projected(api: Api, pod: dict[str, Any], sources: list[dict[str, Any]],
             data = cm.get("data") or {}
             if src["configMap"]["name"] == "kube-root-ca.crt" and "ca.crt" not in data:
                 data = {"ca.crt": ca.decode()}
-            for item in src["configMap"].get("items") or [{"key": k, "path": k} for k in data]:
-                if item["key"] in data:
-                    out[item["path"]] = str(data[item["key"]]).encode()
+            out.update(_items({k: str(v).encode() for k, v in data.items()},
+                              src["configMap"].get("items"), "configMap", optional=True))
         elif "downwardAPI" in src:
             for item in src["downwardAPI"].get("items") or []:
                 if "fieldRef" in item:
                     out[item["path"]] = _field(pod, item["fieldRef"]["fieldPath"], "").encode()
         elif "secret" in src:
             sec = api.secret(ns, src["secret"]["name"]) or {}
-            for k, v in (sec.get("data") or {}).items():
-                out[k] = base64.b64decode(v)
+            data = {k: base64.b64decode(v) for k, v in (sec.get("data") or {}).items()}
+            out.update(_items(data, src["secret"].get("items"), f"secret {src['secret']['name']}",
+                              bool(src["secret"].get("optional"))))
     return out
 
 
@@ -180,11 +195,16 @@ def prepare_volumes(api: Api, pod: dict[str, Any], pod_dir: Path, node_dir: Path
             if sec is None and not vol["secret"].get("optional"):
                 raise PodEnvError("ContainerCreating",
                                   f"secret \"{vol['secret']['secretName']}\" not found")
-            _write(folder, {k: base64.b64decode(v) for k, v in
-                            ((sec or {}).get("data") or {}).items()})
+            data = {k: base64.b64decode(v) for k, v in ((sec or {}).get("data") or {}).items()}
+            _write(folder, _items(data, vol["secret"].get("items"),
+                                  f"secret {vol['secret']['secretName']}",
+                                  bool(vol["secret"].get("optional"))))
         elif "configMap" in vol:
             cm = api.configmap(ns, vol["configMap"]["name"]) or {}
-            _write(folder, {k: str(v).encode() for k, v in (cm.get("data") or {}).items()})
+            _write(folder, _items({k: str(v).encode() for k, v in (cm.get("data") or {}).items()},
+                                  vol["configMap"].get("items"),
+                                  f"configMap {vol['configMap']['name']}",
+                                  bool(vol["configMap"].get("optional"))))
         elif "projected" in vol:
             _write(folder, _projected(api, pod, vol["projected"].get("sources") or [], ca))
         elif "downwardAPI" in vol:
