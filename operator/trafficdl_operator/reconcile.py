@@ -244,6 +244,9 @@ def plan(obs: Observed, settings: Settings) -> Plan:
     master_phase = (obs.master or {}).get("masterPhase")
     mpod_phase = s.pod_phase(b.summary.master) if b.summary.master else None
     if master_phase == "Succeeded" or mpod_phase == "Succeeded":
+        if phase == c.PHASE_CREATED:  # the whole run fell between two reconciliations
+            b.cond(c.PHASE_RUNNING, True, "JobRunning",
+                   "master and workers ran; the run finished between two reconciliations")
         b.finish(c.PHASE_SUCCEEDED, "JobSucceeded",
                  _figures_text(st) or "the master reported the run finished")
         return _done(b)

@@ -197,3 +197,12 @@ def test_every_status_the_planner_writes_fits_the_crd_status_schema():
     ]
     for plan in plans:
         jsonschema.Draft4Validator(schema).validate(plan.status)
+
+
+def test_a_run_that_finished_between_two_reconciliations_still_shows_it_ran():
+    job = spec()
+    master = {"masterPhase": "Succeeded", "figures": {"accuracy": 0.9, "macroF1": 0.8}}
+    plan = observe(job, {"phase": "Created"}, pods(job), master=master)
+    conds = {cond["type"]: cond for cond in plan.status["conditions"]}
+    assert plan.status["phase"] == "Succeeded" and conds["Succeeded"]["status"] == "True"
+    assert conds["Running"]["reason"] == "JobRunning" and conds["Running"]["status"] == "False"
