@@ -56,6 +56,11 @@ def resolve(chain: Chain) -> Tunnel | None:
     """A walk's tunnel chain as one record; the outermost IP endpoints are the ones kept."""
     if chain is None:
         return None
+    if chain[0] is None:  # one level, the usual case
+        _, kind, tid, kid, oaddr, oalen = chain
+        if isinstance(tid, bytes):
+            tid = int.from_bytes(tid, "big")
+        return kind, oaddr, oalen, tid, (kid,)
     links: list[tuple] = []
     while chain is not None:
         links.append(chain[1:])
@@ -67,6 +72,21 @@ def resolve(chain: Chain) -> Tunnel | None:
     if isinstance(tid, bytes):  # the walk's inline GTP-U path keeps the TEID's bytes
         tid = int.from_bytes(tid, "big")
     return kinds, oaddr, oalen, tid, tuple(link[2] for link in links)
+
+
+def full_chain(chain: Chain | int, data: bytes, outer: bytes | None) -> Chain:
+    """The walk's chain made whole: its inline GTP-U path leaves the outermost link as
+    the GTP header's offset in `data` (outer IPv4/IPv6 addresses: `outer`; None: those
+    of an IPv4 header without options right before the UDP header), so that a
+    tunnelled packet allocates nothing for it; objects open rarely, packets often."""
+    if chain is None or (chain.__class__ is tuple and chain[0] is None):
+        return chain  # type: ignore[return-value]
+    if chain.__class__ is int:
+        teid = int.from_bytes(data[chain + 4 : chain + 8], "big")  # type: ignore[operator]
+        if outer is None:
+            outer = data[chain - 16 : chain - 8]  # type: ignore[operator]
+        return (None, "gtp", teid, 0, outer, len(outer) >> 1)
+    return (full_chain(chain[0], data, outer), *chain[1:])  # type: ignore[index]
 
 
 def key_ids(chain: Chain) -> tuple[int, ...]:

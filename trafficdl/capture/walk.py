@@ -7,10 +7,16 @@ per layer. Once an object has its N_p packet rows and N_b payload bytes, a
 packet only touches four counters.
 
 Tunnels (trafficdl.capture.tunnels) cost an ordinary packet one dict lookup
-(UDP destination port) at most: only a tunnel port, IP protocol or ethertype
-calls a decapsulator, which says where the inner packet starts, and the
-decode goes round again on it (`while True`), so nesting is free. The object
-is keyed, sized and featured by the innermost IP packet.
+(UDP destination port) and one flag test at most: only a tunnel port, IP
+protocol or ethertype calls a decapsulator, which says where the inner packet
+starts, and the decode goes round again on it (`while True`), so nesting is
+free. The object is keyed, sized and featured by the innermost IP packet.
+GTP-U, the bulk of mobile-core captures, has a fast path (issue 16's target:
+>= 0.8x the packets/s of the same traffic untunnelled, 0.73-0.78x without
+it): a G-PDU without options is decoded inline; after one, the next packet is
+first tried as IPv4/UDP/GTP-U/IPv4 in one struct call (`gtp_hot`), and the
+outermost tunnel's record is its GTP header's offset until an object opens
+(objects.full_chain), so such a packet allocates nothing for its tunnel.
 
 Objects (boundaries and their options: trafficdl.capture.objects):
 - biflow: both directions of a 5-tuple. The first packet's sender is the
@@ -48,13 +54,21 @@ from trafficdl.capture.objects import (
     CLOSED,
     ObjectTable,
     WalkStats,
+    full_chain,
     key_ids,
 )
 from trafficdl.capture.tunnels import TPIDS, Decaps
 
-_TCPH = struct.Struct("!HHIIBBH").unpack_from
+_TCPH = struct.Struct("!HHI4xBBH").unpack_from  # ports, seq, (ack), offset, flags, window
 _UDPH = struct.Struct("!HH").unpack_from
-_IP4H = struct.Struct("!BxHxxHxB").unpack_from  # version/ihl, total length, frag word, proto
+# version/ihl, total length, frag word, proto and both addresses in one call (the
+# addresses as one 8-byte string: the key's); _IP4H when the header is cut short
+_IP4A = struct.Struct("!BxHxxHxBxx8s").unpack_from
+_IP4H = struct.Struct("!BxHxxHxB").unpack_from
+# IPv4 (no options) / UDP / GTP-U G-PDU (no options) / IPv4 in one call: the outer
+# _IP4H fields, UDP destination port, GTP flags+type, then the inner _IP4A fields
+_GTP44 = struct.Struct("!BxHxxHxB10xxxHxxxxH6xBxHxxHxBxx8s").unpack_from
+_IP6A = struct.Struct("!BxxxHBx32s").unpack_from  # version, payload length, next, addresses
 _U32LE = struct.Struct("<I").unpack_from
 _IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140, 253, 254))
 _RAW_LINKS = frozenset((101, 12, 14))
@@ -87,7 +101,8 @@ class Walker(ObjectTable):
         new_state = self._new_state
         finish = self._finish
         tcph = _TCPH
-        ip4h = _IP4H
+        ip4a = _IP4A
+        ip6a = _IP6A
         is_burst = cfg.segmentation == "burst"
         udph = _UDPH
         decaps = Decaps(cfg.decap)
@@ -95,6 +110,9 @@ class Walker(ObjectTable):
         tkey = cfg.tunnel_key
         tpids = _TPIDS
         n = non_ip = other = frags = bad = tso = tunnelled = 0
+        gaddr: bytes | None = b""  # outer addresses of an inline GTP-U packet (tun: offset)
+        gtp_hot = False  # the last packet took the inline GTP-U path
+        gtp44 = _GTP44
         for ts, lt, data, orig in records:
             n += 1
             tun = None
@@ -129,7 +147,29 @@ class Walker(ObjectTable):
                 while True:  # once per encapsulation level; plain packets break out at once
                     # ------------------------------------------ network
                     if et == 0x0800:
-                        b0, tot, fragw, proto = ip4h(data, ip)
+                        try:
+                            if gtp_hot and tun is None:  # the last packet was GTP-U: its shape?
+                                (ob0, otot, ofrag, oproto, dport, gtpft,
+                                 b0, tot, fragw, proto, addr) = gtp44(data, ip)  # fmt: skip
+                                if (gtpft == 0x30FF and dport == 2152 and ob0 == 0x45
+                                        and oproto == 17 and otot >= 20
+                                        and not ofrag & 0x1FFF):  # fmt: skip
+                                    tun = ip + 28  # what the inline path below would do
+                                    gaddr = None  # (the addresses: 16 bytes before tun)
+                                    ip += 36
+                                    if b0 >> 4 != 4:  # the inner header is not IPv4
+                                        v = b0 >> 4
+                                        et = 0x86DD if v == 6 else 0
+                                        continue
+                                else:
+                                    gtp_hot = False
+                                    b0, tot, fragw, proto, addr = ip4a(data, ip)
+                            else:
+                                b0, tot, fragw, proto, addr = ip4a(data, ip)
+                        except struct.error:  # cut inside the addresses: L4 decides
+                            gtp_hot = False
+                            b0, tot, fragw, proto = _IP4H(data, ip)
+                            addr = data[ip + 12 : ip + 20]
                         ihl = (b0 & 15) << 2
                         if b0 >> 4 != 4 or ihl < 20:
                             proto = _BAD
@@ -143,18 +183,12 @@ class Walker(ObjectTable):
                         if fragw & 0x1FFF:
                             proto = _FRAG
                             break
-                        addr = data[ip + 12 : ip + 20]
                         alen = 4
                         l4 = ip + ihl
                         end = ip + tot
                     elif et == 0x86DD:
-                        if data[ip] >> 4 != 6:
-                            proto = _BAD
-                            break
-                        plen = (data[ip + 4] << 8) | data[ip + 5]
-                        proto = data[ip + 6]
-                        addr = data[ip + 8 : ip + 40]
-                        if len(addr) < 32:
+                        b0, plen, proto, addr = ip6a(data, ip)  # cut short: struct.error
+                        if b0 >> 4 != 6:
                             proto = _BAD
                             break
                         alen = 16
@@ -187,7 +221,7 @@ class Walker(ObjectTable):
                         break
                     # ------------------------------------------ transport
                     if proto == 6:
-                        sport, dport, seq, _ack, offb, flags, win = tcph(data, l4)
+                        sport, dport, seq, offb, flags, win = tcph(data, l4)
                         ps = l4 + ((offb >> 4) << 2)
                         if ps - l4 < 20:
                             proto = _BAD
@@ -202,7 +236,12 @@ class Walker(ObjectTable):
                                 ip = u + 8
                                 v = data[ip] >> 4
                                 et = 0x0800 if v == 4 else 0x86DD if v == 6 else 0
-                                tun = (tun, "gtp", data[u + 4 : u + 8], 0, addr, alen)
+                                if tun is None:  # outermost: its link is built per object
+                                    tun = u
+                                    gaddr = addr
+                                    gtp_hot = True
+                                else:
+                                    tun = (tun, "gtp", data[u + 4 : u + 8], 0, addr, alen)
                             else:
                                 et, ip, kind, tid, kid = udp_tun[dport](data, u)
                                 tun = (tun, kind, tid, kid, addr, alen)
@@ -242,6 +281,7 @@ class Walker(ObjectTable):
             if tun is not None:
                 tunnelled += 1
                 if tkey:
+                    tun = full_chain(tun, data, gaddr)
                     key = (proto, addr, sport, dport, *key_ids(tun))
             ent = table.get(key)
             if is_burst:
@@ -253,23 +293,25 @@ class Walker(ObjectTable):
                 if st is None or ts - st[_LAST] > gap_max:
                     if st is not None:
                         finish(st)
-                    st = bursts[bkey] = new_state(ts, ent[4], (), tun)
+                    st = bursts[bkey] = new_state(ts, ent[4], (), full_chain(tun, data, gaddr))
+                gap = ts - st[_LAST]
             else:
                 if ent is not None:
                     st = ent[0]
+                    gap = ts - st[_LAST]
                     if (
-                        ts - st[_LAST] > idle
+                        gap > idle
                         or ts - st[_FIRST] > active
                         or (flags & 2 and st[_CLOSE] >= CLOSED)
                     ):
                         self._end(st)
                         ent = None
                 if ent is None:
-                    ent = self._open(key, alen, flags, ts, tun)
-                st = ent[0]
+                    ent = self._open(key, alen, flags, ts, full_chain(tun, data, gaddr))
+                    st = ent[0]
+                    gap = 0.0  # a new object's first gap
                 if flags & 5 and tcp_close:  # FIN or RST
                     self.tcp_end(st, ent[1], flags)
-            gap = ts - st[_LAST]
             st[_LAST] = ts
             st[_NPK] += 1
             st[_NBYTES] += size
@@ -278,7 +320,7 @@ class Walker(ObjectTable):
             # ------------------------------------------ still collecting inputs
             d = ent[1]
             rows = st[_ROWS]
-            if len(rows) < npk:  # a new object's first gap is 0 (_LAST == its start)
+            if len(rows) < npk:
                 rows.append((size, d, win, gap if gap > 0 else 0.0))
             pay = st[_PAY]
             have = len(pay)
