@@ -2,7 +2,10 @@
 
 For every seed the centralized reference and each distributed configuration
 train on the same stratified hold-out split (TrainConfig.seed drives split,
-partition, init and shuffling) with the same epoch budget, and every seed is
+partition, init and shuffling) with the same epoch budget and the default
+stopping rule (a 10% validation share, stop after 5 epochs without a better
+validation loss, keep the best weights; the epochs each run took are in the
+row's note), and every seed is
 reported (value = distributed macro F, peer = centralized macro F of that
 seed, ratio = the fraction kept), followed by the worst seed of each
 configuration — a user who scales out gets one seed, not the mean.
@@ -10,8 +13,9 @@ configuration — a user who scales out gets one seed, not the mean.
 Data: synthetic per-app captures (trafficdl synth: TLS/QUIC/DNS profiles with
 a confusable facebook~messenger pair) extracted to biflows; the LSTM, whose
 runs stay short enough to repeat over seeds on 2 cores. Modes: full = N 16,
-5 seeds, 20 epochs, 6 apps x 200 biflows (the docs' figure; ~20 minutes here);
-quick = N 4, 2 seeds, 10 epochs, 6 apps x 100; smoke = N 2, 1 seed, 2 epochs.
+5 seeds, at most 60 epochs, 6 apps x 200 biflows (the docs' figure; ~30 minutes
+here); quick = N 4, 3 seeds, at most 40 epochs, 6 apps x 100 (~3 minutes);
+smoke = N 2, 1 seed, 3 epochs.
 On this 2-core machine N = 16 is 17 processes: accuracy is meaningful,
 timings are not (no timing figure is reported here).
 """
@@ -25,7 +29,7 @@ from pathlib import Path
 from bench.table import Row, pick
 from trafficdl.capture import ExtractConfig
 from trafficdl.capture.extract import extract_dataset
-from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.config import CONVERGING, DistConfig, TrainConfig
 from trafficdl.distributed.launch import run_local
 from trafficdl.study import presets
 from trafficdl.synth import synthesize
@@ -47,32 +51,49 @@ def _macro_f(run: dict) -> float:
 
 
 def measure(
-    root: Path, *, workers: int, seeds: list[int], epochs: int, apps: int, flows: int
-) -> dict[str, dict[int, float]]:
-    """Macro F per configuration ("centralized", "paper", "robust") and seed."""
+    root: Path,
+    *,
+    workers: int,
+    seeds: list[int],
+    epochs: int,
+    apps: int,
+    flows: int,
+    configs: tuple[str, ...] = PRESETS,
+) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, float]]]:
+    """(macro F, epochs run) per configuration ("centralized" and each preset) and seed."""
     ds = _dataset(root, apps, flows)
-    out: dict[str, dict[int, float]] = {"centralized": {}, **{p: {} for p in PRESETS}}
+    f: dict[str, dict[int, float]] = {c: {} for c in ("centralized", *configs)}
+    ran: dict[str, dict[int, float]] = {c: {} for c in f}
     for seed in seeds:
-        train = TrainConfig(model=MODEL, epochs=epochs, lr=LR, seed=seed, threads=1)
-        ref = run_centralized(ds, train, root / f"c{seed}")
-        out["centralized"][seed] = _macro_f(ref["run"])
-        for name in PRESETS:
+        stop = {**CONVERGING, "epochs": epochs}  # the CLI's plateau rule, this mode's budget
+        train = TrainConfig(model=MODEL, lr=LR, seed=seed, threads=1, **stop)
+        ref = run_centralized(ds, train, root / f"c{seed}")["run"]
+        f["centralized"][seed], ran["centralized"][seed] = _macro_f(ref), ref["epochs_run"]
+        for name in configs:
             t, d = presets.apply(name, train, DistConfig(workers=workers), workers)
             d = replace(d, threads_per_worker=1)
-            res = run_local(ds, t, d, root / f"{name}{seed}", progress=False)
-            out[name][seed] = _macro_f(res.run)
-    return out
+            run = run_local(ds, t, d, root / f"{name}{seed}", progress=False).run
+            f[name][seed], ran[name][seed] = _macro_f(run), float(run["epochs_run"])
+    return f, ran
 
 
-def rows_of(f: dict[str, dict[int, float]], workers: int, epochs: int) -> list[Row]:
+def rows_of(
+    f: dict[str, dict[int, float]],
+    workers: int,
+    epochs: int,
+    ran: dict[str, dict[int, float]] | None = None,
+) -> list[Row]:
     rows: list[Row] = []
     ref = f["centralized"]
-    for name in PRESETS:
-        label = f"{MODEL} macro F, N={workers}, --preset {name}, {epochs} epochs"
+    for name in (c for c in f if c != "centralized"):
+        label = f"{MODEL} macro F, N={workers}, --preset {name}, at most {epochs} epochs"
         for seed, value in sorted(f[name].items()):
+            note = "same split, epoch budget and stopping rule"
+            if ran is not None:
+                note += (f"; epochs run {ran[name][seed]:.1f} "
+                         f"(centralized {ran['centralized'][seed]:.0f})")  # fmt: skip
             rows.append(Row("convergence", f"{label}, seed {seed}", value, "macro F",
-                            f"centralized, seed {seed}", ref[seed],
-                            "same split and epoch budget"))  # fmt: skip
+                            f"centralized, seed {seed}", ref[seed], note))  # fmt: skip
         worst = min(f[name], key=lambda s: f[name][s] / max(ref[s], 1e-9))
         rows.append(Row("convergence", f"{label}, worst of {len(ref)} seeds", f[name][worst],
                         "macro F", f"centralized, seed {worst}", ref[worst],
@@ -82,12 +103,12 @@ def rows_of(f: dict[str, dict[int, float]], workers: int, epochs: int) -> list[R
 
 def run(quick: bool) -> list[Row]:
     workers, n_seeds, epochs, flows = pick(
-        full=(16, 5, 20, 200), quick=(4, 2, 10, 100), smoke=(2, 1, 2, 30)
+        full=(16, 5, 60, 200), quick=(4, 3, 40, 100), smoke=(2, 1, 3, 30)
     )
     with tempfile.TemporaryDirectory(prefix="bench-convergence-") as tmp:
-        f = measure(Path(tmp), workers=workers, seeds=list(range(n_seeds)), epochs=epochs,
-                    apps=6, flows=flows)  # fmt: skip
-    return rows_of(f, workers, epochs)
+        f, ran = measure(Path(tmp), workers=workers, seeds=list(range(n_seeds)),
+                         epochs=epochs, apps=6, flows=flows)  # fmt: skip
+    return rows_of(f, workers, epochs, ran)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """The master's life: prepare the run, serve until every worker finished, evaluate, write.
 
 1. Prepare: open the dataset, split it (the same stratified hold-out as the
-   centralized baseline), build and seed the initial model, fit the input
-   statistics on the training rows, fingerprint the architecture -> RunSpec.
+   centralized baseline, and the same validation share of its training rows),
+   build and seed the initial model, fit the input statistics on the rows the
+   workers train on, fingerprint the architecture -> RunSpec.
 2. Serve: the gRPC server (parameter service + health) runs until every rank
-   has made its final commit; there is no idle timeout.
+   has made its final commit; there is no idle timeout. With a validation
+   split the centre is validated every epoch and the run stops on a plateau,
+   keeping the best centre (plateau.py).
 3. Evaluate the centre model on the held-out test rows and write the run
    directory (checkpoint, history, metrics, run.json); phase SUCCEEDED.
 The server keeps answering Status for `linger` seconds so an operator sees
@@ -40,10 +43,10 @@ from trafficdl.models.adapters import InputAdapter
 from trafficdl.optim import get_rule
 from trafficdl.rpc.security import ServerTls
 from trafficdl.training.checkpoint import save_checkpoint
-from trafficdl.training.data import fit_adapter, run_split
+from trafficdl.training.data import fit_adapter, fit_val_test, load_split
 from trafficdl.training.run import checkpoint_info, model_overrides
 from trafficdl.training.runtime import seed_everything
-from trafficdl_master import elastic, liveness, metrics, recovery
+from trafficdl_master import elastic, liveness, metrics, plateau, recovery
 from trafficdl_master.center import Center
 from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 from trafficdl_master.server import ParameterServerServicer, make_master_server
@@ -78,15 +81,18 @@ class Prepared:
     dataset: Dataset
     model: nn.Module
     adapter: InputAdapter
-    train_idx: np.ndarray
-    test_idx: np.ndarray
+    train_idx: np.ndarray  # the rows the workers partition (the run's training rows
+    test_idx: np.ndarray  # less the validation rows)
+    val_idx: np.ndarray
+    split_train: int  # the run's training rows, validation included (the split check)
 
 
 def prepare(opts: MasterOptions) -> Prepared:
     """Everything every process of the run must agree on, computed once here."""
     dataset = Dataset.open(opts.dataset)
     train, seed = opts.train, opts.train.seed
-    train_idx, test_idx = run_split(dataset.labels, train)  # hold-out or k-fold's fold
+    # hold-out or k-fold's fold, then the validation share the master keeps
+    train_idx, val_idx, test_idx = fit_val_test(dataset.labels, train)
     if len(train_idx) < opts.dist.workers * train.batch_size // 10 + opts.dist.workers:
         from trafficdl.errors import TrafficdlError
 
@@ -108,7 +114,8 @@ def prepare(opts: MasterOptions) -> Prepared:
         adapter=adapter.to_dict(),
         model_overrides=overrides,
     )
-    return Prepared(spec, dataset, model, adapter, train_idx, test_idx)
+    return Prepared(spec, dataset, model, adapter, train_idx, test_idx, val_idx,
+                    len(train_idx) + len(val_idx))  # fmt: skip
 
 
 def bind_metrics(spec: RunSpec, center: Center) -> None:
@@ -134,9 +141,21 @@ def bind_metrics(spec: RunSpec, center: Center) -> None:
     )
 
 
-def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> dict[str, Any]:
-    """Evaluate the centre model and write the run directory; returns run.json's content."""
+def finish(
+    prep: Prepared,
+    center: Center,
+    out_dir: Path,
+    t1: float | None,
+    stopping: dict[str, Any] | None = None,
+    validation: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Evaluate the centre model and write the run directory; returns run.json's content.
+
+    `stopping` (plateau.py's summary: epochs run, best epoch, why it stopped) goes
+    into run.json, `validation` (the centre's validation loss per epoch) into
+    history.json."""
     spec = prep.spec
+    stopping = stopping or plateau.no_validation(center, spec.train.epochs)
     torch.set_num_threads(os.cpu_count() or 1)  # the workers are done: use every core
     vector_to_parameters(center.state.vector, prep.model.parameters())
     figures = evaluate_model(prep.model, prep.dataset, prep.test_idx, adapter=prep.adapter)
@@ -179,10 +198,15 @@ def finish(prep: Prepared, center: Center, out_dir: Path, t1: float | None) -> d
             + elastic.rejoins_before(center.state),
             "sync_rounds_incomplete": center.rounds_incomplete,
         },
-        split={"train": len(prep.train_idx), "test": len(prep.test_idx), "partitions": partitions},
+        split={"train": prep.split_train, "test": len(prep.test_idx), "partitions": partitions,
+               "validation": len(prep.val_idx)},
         t1_seconds=t1,
-    )
-    rundir.write_json(out_dir / "history.json", {"epochs": epochs, "commits": commits})
+    )  # fmt: skip
+    run.update(stopping)
+    if stopping["epochs_run"] > 0:  # WTPE over the epochs actually run (early stop)
+        run["wtpe_seconds"] = run["training_seconds"] / stopping["epochs_run"]
+    history = {"epochs": epochs, "commits": commits, "validation": validation or []}
+    rundir.write_json(out_dir / "history.json", history)
     rundir.write_json(out_dir / "metrics.json", figures)
     rundir.write_json(out_dir / "run.json", run)
     return {"run": run, "figures": figures, "epochs": epochs}
@@ -249,12 +273,13 @@ def serve(
         on_center(center)
     servicer = ParameterServerServicer(spec, center)
     checkpointer = recovery.Checkpointer(store, spec, center, spec.dist.checkpoint_every)
-    servicer.on_committed = checkpointer.on_committed
+    checkpointer.attach(servicer)  # commit log + group commit, or snapshots (recovery.py)
     if rescaled is not None:
         elastic.announce(center, checkpointer.save, rescaled)
     server, port = make_master_server(servicer, opts.bind, token=opts.token, tls=opts.tls,
                                       allow_plaintext=opts.allow_plaintext)[:2]  # fmt: skip
     monitor = liveness.LivenessMonitor(center, spec.dist.lost_after).start()
+    watch = _plateau(prep, center)
     bind_metrics(spec, center)
     metrics.serve(opts.metrics_port, opts.metrics_addr or bind_host(opts.bind))
     server.start()
@@ -270,7 +295,9 @@ def serve(
             checkpointer.save()
         except CheckpointError as exc:  # the run itself is complete: report, go on
             log.error("final checkpoint not saved: %s", exc)
-        result = finish(prep, center, Path(opts.out_dir), opts.t1_seconds)
+        stopping = watch.finish() if watch is not None else None
+        validation = watch.history if watch is not None else None
+        result = finish(prep, center, Path(opts.out_dir), opts.t1_seconds, stopping, validation)
         servicer.figures = figures = result["figures"]
         metrics.TEST_ACCURACY.set(figures["accuracy"])
         metrics.MACRO_F1.set(figures["macro_f1"])
@@ -295,4 +322,17 @@ def serve(
         raise
     finally:
         monitor.stop()
+        if watch is not None:
+            watch.stop()
         server.stop(grace=1.0).wait()
+
+
+def _plateau(prep: Prepared, center: Center) -> plateau.PlateauMonitor | None:
+    """The validation watch of a run with a validation split (None without one)."""
+    if not len(prep.val_idx):
+        return None
+    spec = prep.spec
+    spare = build_model(spec.train.model, spec.num_classes, **spec.model_overrides)
+    val = load_split(prep.dataset, prep.val_idx, prep.adapter)
+    return plateau.PlateauMonitor(center, spare, val, prep.adapter, spec.train.epochs,
+                                  spec.train.patience).start()  # fmt: skip

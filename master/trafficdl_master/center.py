@@ -8,7 +8,10 @@ asynchronous commits are folded one at a time as they arrive; synchronous
 (EASGD) commits wait at a barrier until every active rank has committed, then
 the round is folded at once and all are released together.
 
-The end rule: the run is over when every rank has made its final commit. There
+The end rule: the run is over when every rank has made its final commit. A
+plateau of the centre's validation loss (plateau.py) calls `request_stop`:
+from then on every commit is answered `run_done`, so each worker stops early
+and makes its final commit, and the same end rule closes the run. There
 are no idle timeouts; the only timer is the synchronous barrier's, which folds
 an incomplete round rather than waiting forever for a worker that died.
 T runs from the moment the last rank registered (all replicas start from the
@@ -73,8 +76,10 @@ class Center:
         self.rounds_incomplete = 0
         self.on_event: Callable[[str, int, str], None] | None = None
         self._awaited: set[int] = set()  # ranks a restored master expects back (resume)
+        self.stop_reason = ""  # set by request_stop: workers are told to finish early
         if all(w.finished for w in state.workers.values()):
-            self._finish()  # a restored run that had already ended
+            with self._cond:  # _finish notifies: it must hold the lock
+                self._finish()  # a restored run that had already ended
 
     # --------------------------------------------------------------- time
     def training_seconds(self) -> float:
@@ -143,6 +148,26 @@ class Center:
     def _world_complete(self) -> bool:
         return all(w.connected or w.finished for w in self.state.workers.values())
 
+    def request_stop(self, reason: str) -> None:
+        """Finish early: every later commit is answered run_done (workers then make
+        their final commit). The first reason is kept."""
+        with self._cond:
+            if not self.stop_reason:
+                self.stop_reason = reason
+                self.message = reason
+            self._cond.notify_all()
+
+    def center_copy(self) -> torch.Tensor:
+        """A copy of the centre vector, taken under the lock (never a torn fold)."""
+        with self._cond:
+            return self.state.vector.clone()
+
+    def mean_epoch(self) -> float:
+        """The workers' mean epoch (fractional): the clock of the validation checks."""
+        with self._cond:
+            ws = list(self.state.workers.values())
+            return sum(w.epoch for w in ws) / max(len(ws), 1)
+
     # --------------------------------------------------------------- pull
     def pull(self, dtype: str = "float32", chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Pulled:
         """The centre, its counter and its wire chunks. The chunks are cut once per
@@ -181,6 +206,7 @@ class Center:
                 return CommitResult(self.state.update_counter, 0, self.done.is_set(), False)
             if w.finished:
                 raise CenterError(f"rank {info.rank} has already made its final commit")
+            stop = self.done.is_set() or bool(self.stop_reason)
             self._require_connected(w)
             if self.rule.synchronous:
                 return self._commit_sync(info, contribution)
@@ -193,7 +219,7 @@ class Center:
             )
             self.state.update_counter += 1
             self._record(info, staleness)
-            return CommitResult(self.state.update_counter, staleness, self.done.is_set())
+            return CommitResult(self.state.update_counter, staleness, stop or self.done.is_set())
 
     def _commit_sync(self, info: CommitInfo, contribution: torch.Tensor) -> CommitResult:
         self._pending[info.rank] = (info, contribution)
@@ -219,7 +245,7 @@ class Center:
                 break
             self._cond.wait(min(remaining, 1.0))
         result = self._round_results.pop(info.rank)
-        result.run_done = self.done.is_set()
+        result.run_done = self.done.is_set() or bool(self.stop_reason)
         return result
 
     def _round_complete(self) -> bool:

@@ -9,6 +9,7 @@ commands that train, so `report` and `advise` stay light.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -211,16 +212,34 @@ def advise(
         directory, model, preset, window, t1, throughput, latency, epochs, period_epochs, classes
     )
     out = []
+    promises = _promises(directory)  # worst-fold macro F per N (advisor.py: Accuracy)
     for name, tm in models:
+        acc = {n: dataclasses.asdict(p) for n, p in promises.get(name, {}).items()}
         for node, (rho, rho_m) in table.items():
             a = adv.advise(
                 tm, node, rho, rho_m, max_workers=max_workers, budget=budget, deadline=deadline
             )
-            out.append({"group": name, "model": _fit_dict(tm), **_advice_dict(a)})
+            out.append({"group": name, "model": _fit_dict(tm), **_advice_dict(a),
+                        "accuracy_worst_fold": acc})  # fmt: skip
     if json_out:
         typer.echo(json.dumps(out, indent=2))
         return
     _print_advice(models, out)
+    for name, _ in models:
+        for p in promises.get(name, {}).values():
+            typer.echo(f"{name}: {adv.promise_line(p)}")
+    if directory is not None:
+        typer.echo("Accuracy is measured only at the swept N (worst fold quoted); "
+                   "at other N it is unknown.")  # fmt: skip
+
+
+def _promises(directory: Path | None) -> dict[str, Any]:
+    if directory is None:
+        return {}
+    from trafficdl.study.advisor import group_promises
+    from trafficdl.study.records import read_records
+
+    return group_promises(read_records(directory))
 
 
 def _models(

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import typer
 
-from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.config import CONVERGING, DistConfig, TrainConfig
 from trafficdl.errors import TrafficdlError
 from trafficdl.live import options as live_opts
 
-_T = TrainConfig()
+_T = TrainConfig(**CONVERGING)  # an epoch budget with a plateau stop (config.py)
 _D = DistConfig()
 
 # Shared by `train` and `evaluate` (Annotated aliases keep one declaration per flag).

@@ -22,6 +22,12 @@ measured T1 and exchange throughput, without a sweep.
 
 Price tables change only ρ and ρ_M: the advisor assumes the nodes priced are as
 fast as those measured, and says so.
+
+Accuracy. Where the advisor names an N it also says what macro F that N gave,
+and it quotes the *worst* fold (the sweep's folds are its repetitions), never
+the mean: a user who scales out gets one run, and the issue that made this
+rule measured single runs losing 9% where the mean lost 4%. The gap is taken
+fold by fold against the centralized run of the same fold (same rows).
 """
 
 from __future__ import annotations
@@ -161,6 +167,61 @@ def _nnls3(a: np.ndarray, y: np.ndarray) -> np.ndarray:
             if err < best_err - 1e-12:
                 best, best_err = full, err
     return best
+
+
+# ---------------------------------------------------------------- accuracy
+
+
+@dataclass(frozen=True)
+class AccuracyPromise:
+    """What one N delivered in a sweep: the worst fold, and the largest fold-by-fold gap
+    to the centralized run of the same fold (in %, positive = worse; None without one)."""
+
+    workers: int
+    worst_macro_f: float
+    worst_fold: int
+    folds: int
+    worst_gap_pct: float | None
+
+
+def accuracy_promises(
+    records: Sequence[Record], central: Sequence[Record] = ()
+) -> dict[int, AccuracyPromise]:
+    """Per N of `records` (one group), the worst-fold macro F and worst gap to `central`."""
+    ref = {r.fold: r.macro_f for r in central if r.done and r.workers == 0}
+    by_n: dict[int, list[Record]] = {}
+    for r in records:
+        if r.done and r.workers >= 1 and math.isfinite(r.macro_f):
+            by_n.setdefault(r.workers, []).append(r)
+    out = {}
+    for n, rs in sorted(by_n.items()):
+        worst = min(rs, key=lambda r: r.macro_f)
+        gaps = [100.0 * (ref[r.fold] - r.macro_f) / ref[r.fold] for r in rs if ref.get(r.fold)]
+        out[n] = AccuracyPromise(n, worst.macro_f, worst.fold, len(rs), max(gaps, default=None))
+    return out
+
+
+def group_promises(records: Sequence[Record]) -> dict[str, dict[int, AccuracyPromise]]:
+    """`accuracy_promises` for every (model, window, algorithm, preset) group, keyed as
+    `trafficdl advise` names its fits ("lstm 1e aeasgd robust")."""
+    recs = latest(records)
+    groups: dict[str, list[Record]] = {}
+    for r in recs:
+        if r.workers >= 1:
+            groups.setdefault(f"{r.model} {r.window} {r.algorithm} {r.preset}", []).append(r)
+    return {
+        name: accuracy_promises(rs, [c for c in recs if c.workers == 0 and c.model == rs[0].model])
+        for name, rs in groups.items()
+    }
+
+
+def promise_line(p: AccuracyPromise) -> str:
+    """'N = 4: macro F 0.812 worst of 5 folds (fold 2), ≤ 3.1% below centralized'."""
+    gap = "" if p.worst_gap_pct is None else f", at most {p.worst_gap_pct:.1f}% below centralized"
+    return (
+        f"N = {p.workers}: macro F {p.worst_macro_f:.3f} on the worst of {p.folds} "
+        f"fold(s) (fold {p.worst_fold}){gap}"
+    )
 
 
 # ------------------------------------------------------------------ advice

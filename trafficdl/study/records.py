@@ -104,6 +104,9 @@ class Record:
     accuracy: float = math.nan
     macro_recall: float = math.nan
     macro_f: float = math.nan
+    # relative macro-F gap to the centralized record of the same model and fold, in %
+    # (positive = worse; None for the centralized cell or before it has run)
+    macro_f_gap_pct: float | None = None
     confusion: list[list[int]] = field(default_factory=list)  # rows: true, columns: predicted
     labels: list[str] = field(default_factory=list)
     train_size: int = 0
@@ -206,6 +209,17 @@ def fill_ideal(rec: Record, records: Iterable[Record]) -> Record:
     return rec
 
 
+def fill_gap(rec: Record, records: Iterable[Record]) -> Record:
+    """Set a distributed record's macro-F gap to the centralized run of its fold."""
+    if rec.workers < 1 or not math.isfinite(rec.macro_f):
+        return rec
+    ref = next((r for r in records if r.done and r.workers == 0 and r.model == rec.model
+                and r.fold == rec.fold), None)  # fmt: skip
+    if ref is not None and math.isfinite(ref.macro_f) and ref.macro_f > 0:
+        rec.macro_f_gap_pct = 100.0 * (ref.macro_f - rec.macro_f) / ref.macro_f
+    return rec
+
+
 # ------------------------------------------------------------------ reading
 
 
@@ -262,6 +276,7 @@ class Summary:
     threads: int
     device: str
     currency: str = "EUR"
+    worst_gap_pct: float | None = None  # the largest fold-by-fold macro-F gap to centralized
 
 
 def summarize(records: Sequence[Record]) -> list[Summary]:
@@ -292,6 +307,10 @@ def summarize(records: Sequence[Record]) -> list[Summary]:
                 threads=max(r.threads for r in recs),
                 device=recs[0].device,
                 currency=recs[0].currency,
+                worst_gap_pct=max(
+                    (r.macro_f_gap_pct for r in recs if r.macro_f_gap_pct is not None),
+                    default=None,
+                ),
             )
         )
     out.sort(key=lambda s: (s.cell.model, s.cell.preset, s.cell.window, s.cell.workers))

@@ -80,6 +80,7 @@ def cells_table(summaries: Sequence[Summary]) -> str:
         "macro recall",
         "macro F",
         "F drop vs centralized [%]",
+        "worst-fold F drop [%]",
         "oversubscribed",
     )
     rows = [
@@ -101,6 +102,7 @@ def cells_table(summaries: Sequence[Summary]) -> str:
             _pm(s, "macro_recall"),
             _pm(s, "macro_f"),
             "–" if s.cell.centralized else _f(f_drop(s, central.get(s.cell.model))),
+            "–" if s.worst_gap_pct is None else _f(s.worst_gap_pct),
             "yes" if s.oversubscribed else "no",
         )
         for s in summaries
@@ -126,11 +128,20 @@ def preset_table(summaries: Sequence[Summary]) -> str:
             row.append(
                 "–"
                 if s is None
-                else f"{_pm(s, 'macro_f')} ({_f(f_drop(s, central.get(key[0])), 2)} %)"
+                else f"{_pm(s, 'macro_f')} ({_f(f_drop(s, central.get(key[0])), 2)} %"
+                + ("" if s.worst_gap_pct is None else f"; worst fold {_f(s.worst_gap_pct, 2)} %")
+                + ")"
             )
         rows.append(row)
     return _table(
-        ("model", "window", "algorithm", "N", *[f"{p}: macro F (drop)" for p in presets]), rows
+        (
+            "model",
+            "window",
+            "algorithm",
+            "N",
+            *[f"{p}: macro F (mean drop; worst fold)" for p in presets],
+        ),
+        rows,
     )
 
 

@@ -43,6 +43,7 @@ from trafficdl.study.records import (
     Cell,
     Record,
     cpu_count,
+    fill_gap,
     fill_ideal,
     finish_record,
     is_oversubscribed,
@@ -224,7 +225,12 @@ def run_sweep(
     console: Console | None = None,
     quiet: bool = False,
 ) -> list[Record]:
-    """Run every missing (cell, fold) of `grid`; returns all records of the directory."""
+    """Run every missing (cell, fold) of `grid`; returns all records of the directory.
+
+    Cells train exactly `train_cfg.epochs` epochs on all of the fold's training rows
+    (no validation split, no early stop): the paper's figures compare N and F at a
+    fixed epoch count, which a per-cell plateau would blur."""
+    train_cfg = replace(train_cfg, val_fraction=0.0, patience=0)
     dataset = Dataset.open(dataset_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -361,7 +367,7 @@ def _run_one(
     rec.runner = res.runner or runner_name
     rec.finished = time.time()
     finish_record(rec, (dist.worker_price, dist.master_price), dist.currency)
-    return fill_ideal(rec, records)
+    return fill_gap(fill_ideal(rec, records), records)
 
 
 def _line(rec: Record) -> str:

@@ -63,6 +63,16 @@ def run_split(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndar
     return train_test_split(labels, cfg.test_fraction, cfg.seed)
 
 
+def fit_val_test(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, validation, test) rows of a run: `run_split`, then the stratified validation
+    share of its training rows (`cfg.val_fraction`, the same carve as the centralized
+    trainer's). A distributed run's workers partition the fit rows and its master
+    validates the centre on the validation rows, so no worker trains on them."""
+    train, test = run_split(labels, cfg)
+    fit, val = split_validation(labels, train, cfg.val_fraction, cfg.seed)
+    return fit, val, test
+
+
 def holdout_indices(
     labels: np.ndarray, test_fraction: float, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -49,6 +49,13 @@ def print_train_summary(result: dict[str, Any], out: Path) -> None:
             f"cost {run.get('cost', 0.0):.5f} {run.get('currency', '')}, "
             f"node-hours {run.get('node_hours', 0.0):.4f}"
         )
+    if run.get("stop_reason"):
+        best = run.get("best_epoch")
+        console.print(
+            f"epochs run {run.get('epochs_run', '?')} of at most {run.get('epochs', '?')}"
+            + (f", best (kept) epoch {best}" if best is not None else "")
+            + f": {run['stop_reason']}"
+        )
     console.print(f"run directory: {out}  (checkpoint: {result.get('checkpoint')})")
 
 

@@ -126,9 +126,9 @@ def run_centralized(
     )
     train_seconds = time.perf_counter() - t0
     figures = evaluate_model(trainer.model, dataset, test_idx, adapter=trainer.adapter)
-    trainer.save_checkpoint(
-        ckpt, extra={"test": _scalars(figures), "best_epoch": trainer.best_epoch}
-    )
+    extra = {"test": _scalars(figures), "best_epoch": trainer.best_epoch,
+             "stop_reason": trainer.stop_reason}  # fmt: skip
+    trainer.save_checkpoint(ckpt, extra=extra)
     wtpe = [r["seconds"] for r in trainer.history]
     prices = dist or DistConfig()
     epochs_run = max(len(trainer.history), 1)
@@ -160,6 +160,7 @@ def run_centralized(
         "split": {"train": len(train_idx), "test": len(test_idx)},
         "epochs_run": len(trainer.history),
         "stopped_early": trainer.stopped_early,
+        "stop_reason": trainer.stop_reason,
         "best_epoch": trainer.best_epoch,
         "wtpe_median_s": float(np.median(wtpe)) if wtpe else None,
     }

@@ -65,6 +65,7 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         self.stopped_early = False
+        self.stop_reason = ""  # why training ended: a plateau or the epoch budget
 
     # ------------------------------------------------------------------ steps
 
@@ -162,9 +163,18 @@ class Trainer:
                     self.save_checkpoint(self.checkpoint_path)
                 if stop:
                     self.stopped_early = True
+                    assert self.best is not None
+                    self.stop_reason = (
+                        f"validation loss did not improve for {self.cfg.patience} epochs "
+                        f"(best {self.best[0]:.4f} at epoch {self.best[1]})"
+                    )
                     break
         finally:
             self.reporter.close()
+        if not self.stop_reason:
+            self.stop_reason = f"epoch budget of {self.cfg.epochs} reached" + (
+                "" if self.val is not None else " (no validation split)"
+            )
         if self.best is not None:  # keep the weights that validated best
             self.model.load_state_dict(copy.deepcopy(self.best[2]))
         return self.history

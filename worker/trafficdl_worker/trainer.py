@@ -6,6 +6,9 @@ the memory-mapped dataset, with the run's local optimizer (Adam by default),
 and exchanges with the master every `window` mini-batches. Whatever happens,
 it ends with a final commit of the work since its last exchange, so a window
 longer than its whole training still moves the centre (dist-keras' bug).
+When the master answers a commit with `run_done` (it stopped the run on a
+plateau of the centre's validation loss, master/trafficdl_master/plateau.py),
+the worker stops before its epoch budget and makes that final commit at once.
 
 The per-batch step is the centralized trainer's (`trafficdl.training.loop`),
 so the only difference between T1 through the master and the centralized
@@ -28,7 +31,7 @@ from trafficdl.models import build_model, fingerprint
 from trafficdl.models.adapters import InputAdapter
 from trafficdl.optim import get_rule
 from trafficdl.rpc.client import ParameterServerClient, Registration
-from trafficdl.training.data import batches, load_split, num_batches, run_split
+from trafficdl.training.data import batches, fit_val_test, load_split, num_batches
 from trafficdl.training.loop import train_step
 from trafficdl.training.runtime import make_optimizer, seed_everything
 from trafficdl_worker import metrics
@@ -52,9 +55,10 @@ class WorkerResult:
 
 
 def partition_rows(dataset: Dataset, spec: RunSpec, rank: int, world: int) -> np.ndarray:
-    """D_rank: this rank's stratified share of the run's training rows."""
-    train, _ = run_split(dataset.labels, spec.train)
-    return partition(train, dataset.labels, world, rank, spec.train.seed)
+    """D_rank: this rank's stratified share of the run's training rows (less the
+    validation rows the master keeps to itself)."""
+    fit, _, _ = fit_val_test(dataset.labels, spec.train)
+    return partition(fit, dataset.labels, world, rank, spec.train.seed)
 
 
 class WorkerTrainer:
@@ -106,7 +110,10 @@ class WorkerTrainer:
         hits = torch.zeros((), dtype=torch.int64)
         window_samples = window_batches = 0
         t_start = last_beat = time.monotonic()
+        step = done
         for epoch in range(cfg.epochs):
+            if self.exchanger.run_done:
+                break
             t_epoch = time.monotonic()
             seed = cfg.seed * 1009 + self.rank
             for b, (x, y) in enumerate(
@@ -137,6 +144,8 @@ class WorkerTrainer:
                     loss_sum.zero_()
                     hits.zero_()
                     window_samples = window_batches = 0
+                    if self.exchanger.run_done:  # the master stopped the run (plateau)
+                        break
                 now = time.monotonic()
                 if now - last_beat > HEARTBEAT_SECONDS:
                     self.client.heartbeat(self.rank, step / self.per_epoch, step)
@@ -144,15 +153,16 @@ class WorkerTrainer:
                 self._time_metrics(now - t_start)
             metrics.EPOCH_DURATION.observe(time.monotonic() - t_epoch)
         # The final commit, always: the work since the last exchange (possibly all of it).
+        end = step if self.exchanger.run_done else total
         self._exchange(
-            self._progress(total, samples, loss_sum, hits, window_samples, window_batches),
+            self._progress(end, samples, loss_sum, hits, window_samples, window_batches),
             final=True,
         )
         seconds = time.monotonic() - t_start
         self._time_metrics(seconds)
         return WorkerResult(
             rank=self.rank,
-            batches=total - done,
+            batches=max(end - done, 0),
             samples=samples,
             commits=self.exchanger.commits,
             seconds=seconds,

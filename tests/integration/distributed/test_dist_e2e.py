@@ -63,6 +63,8 @@ def check_run(result, *, workers: int) -> None:
     run = result.run
     assert run["workers"] == workers and run["epochs"] == EPOCHS
     parts = run["split"]["partitions"]
+    # the workers partition the training rows less the master's validation share (none here)
+    assert run["split"]["validation"] == 0 and run["stop_reason"].startswith("epoch budget")
     assert len(parts) == workers and sum(parts) == run["split"]["train"]
     assert max(parts) - min(parts) <= 3  # stratified: as even as the classes allow
     assert run["commits_total"] == expected_commits(parts, EPOCHS, BATCH, WINDOW)

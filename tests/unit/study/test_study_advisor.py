@@ -146,3 +146,42 @@ def test_too_few_points_and_bad_prices_are_clear_errors() -> None:
     for bad in ["noeq", "x=abc", "x=-1", "=1", "x=1:2:3"]:
         with pytest.raises(AdvisorError, match="bad price"):
             price_table([bad])
+
+
+def _f_record(n: int, fold: int, f: float, preset: str = "robust") -> Record:
+    central = n == 0
+    return Record(
+        cell="lstm-central" if central else f"lstm-n{n}-{preset}",
+        model="lstm",
+        workers=n,
+        window="-" if central else "1e",
+        algorithm="-" if central else "aeasgd",
+        preset="-" if central else preset,
+        fold=fold,
+        folds=3,
+        macro_f=f,
+    )
+
+
+def test_accuracy_promise_quotes_the_worst_fold_and_worst_gap() -> None:
+    from trafficdl.study.advisor import group_promises, promise_line
+
+    recs = [_f_record(0, k, f) for k, f in enumerate((0.80, 0.90, 0.70))]
+    # N = 4: fold 1 is the lowest F (0.85) but fold 2 the largest gap (0.70 -> 0.63: 10%)
+    recs += [_f_record(4, k, f) for k, f in enumerate((0.79, 0.85, 0.63))]
+    recs += [_f_record(2, k, 0.8) for k in range(3)]
+    promises = group_promises(recs)
+    p4 = promises["lstm 1e aeasgd robust"][4]
+    assert (p4.worst_macro_f, p4.worst_fold, p4.folds) == (0.63, 2, 3)
+    assert p4.worst_gap_pct == pytest.approx(10.0)
+    p2 = promises["lstm 1e aeasgd robust"][2]
+    assert p2.worst_gap_pct == pytest.approx(100 * (0.9 - 0.8) / 0.9)  # fold 1, not the mean
+    line = promise_line(p4)
+    assert "0.630 on the worst of 3 fold(s) (fold 2)" in line and "10.0% below" in line
+
+
+def test_accuracy_promise_without_a_centralized_reference_has_no_gap() -> None:
+    from trafficdl.study.advisor import accuracy_promises
+
+    p = accuracy_promises([_f_record(4, 0, 0.7), _f_record(4, 1, 0.6)])[4]
+    assert p.worst_macro_f == 0.6 and p.worst_gap_pct is None

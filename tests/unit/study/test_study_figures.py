@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trafficdl.study import figures
-from trafficdl.study.records import Record, fill_ideal, finish_record, summarize
+from trafficdl.study.records import Record, fill_gap, fill_ideal, finish_record, summarize
 from trafficdl.study.report import write_report
 
 LABELS = ["a", "b", "c"]
@@ -64,7 +64,7 @@ def study(cores: int = 2) -> list[Record]:
         for window, period in (("1b", 0.01), ("7b", 0.07), ("10e", 10.0), ("all", 30.0)):
             out.append(rec("cnn1d", 4, fold, window=window, period=period, cores=cores))
     for r in out:
-        fill_ideal(r, out)
+        fill_gap(fill_ideal(r, out), out)
     return out
 
 
@@ -145,7 +145,9 @@ def test_report_is_self_contained_and_warns_when_oversubscribed(tmp_path: Path) 
     assert base64.b64decode(images[0])[:4] == b"\x89PNG"
     assert "http://" not in text and "https://" not in text and "<script" not in text
     assert "Oversubscribed" in text and "N = 16 workers" in text
-    assert "paper: macro F (drop)" in text and "robust: macro F (drop)" in text
+    head = "macro F (mean drop; worst fold)"
+    assert f"paper: {head}" in text and f"robust: {head}" in text
+    assert "worst-fold F drop [%]" in text and "%; worst fold " in text
     assert "CPU cores" in text
 
 

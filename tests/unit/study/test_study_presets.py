@@ -20,10 +20,21 @@ def test_paper_is_alpha_half_whatever_n(n: int) -> None:
 
 def test_robust_holds_total_pull_and_steps_per_epoch() -> None:
     train, dist = presets.apply("robust", TRAIN, DistConfig(workers=16, window_epochs=1.0), 16)
-    assert dist.alpha * 16 == pytest.approx(0.9)
+    assert dist.alpha * 16 == pytest.approx(presets.ROBUST_BETA) == pytest.approx(1.8)
     assert train.batch_size == 3  # 50 / 16: a worker steps as often as the centralized trainer
     assert dist.window == presets.ROBUST_WINDOW
     assert (train.lr, train.epochs) == (TRAIN.lr, TRAIN.epochs)
+
+
+@pytest.mark.parametrize(("n", "beta"), [(2, 0.9), (4, 0.9), (5, 1.8), (8, 1.8), (64, 1.8)])
+def test_robust_pull_grows_with_n(n: int, beta: float) -> None:
+    _, dist = presets.apply("robust", TRAIN, DistConfig(workers=n), n)
+    assert dist.alpha * n == pytest.approx(beta)
+
+
+def test_robust_synchronous_keeps_the_easgd_bound() -> None:
+    _, dist = presets.apply("robust", TRAIN, DistConfig(workers=8, algorithm="easgd"), 8)
+    assert dist.alpha * 8 == pytest.approx(0.9) and dist.alpha * 8 <= 1.0
 
 
 def test_robust_keeps_shorter_windows_and_small_n_defaults() -> None:

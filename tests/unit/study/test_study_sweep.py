@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,20 @@ def test_records_derive_cost_ideal_and_oversubscription(tmp_path: Path) -> None:
     # 4 workers + master on this machine's cores; the flag follows the CPU count recorded
     assert n4.oversubscribed == (n4.cpu_count < 5)
     assert n4.cpu_count >= 1
+
+
+def test_records_carry_the_gap_to_the_centralized_fold_and_fixed_epochs(tmp_path: Path) -> None:
+    ds = tiny_dataset(tmp_path)
+    fake = FakeRunner()
+    cfg = replace(CFG, val_fraction=0.2, patience=3)  # sweeps train a fixed epoch count
+    recs = run_sweep(ds, grid(), cfg, DistConfig(), tmp_path / "out", fake, quiet=True)
+    by = {(r.workers, r.fold): r for r in recs}
+    # fake F: 0.9 - 0.01 n - 0.001 fold; centralized counts as n = 1 (max(N, 1))
+    assert by[(4, 2)].macro_f_gap_pct == pytest.approx(100 * 0.03 / (0.89 - 0.002))
+    assert by[(1, 0)].macro_f_gap_pct == pytest.approx(0.0)
+    assert by[(0, 1)].macro_f_gap_pct is None
+    assert read_records(tmp_path / "out")[-1].macro_f_gap_pct == recs[-1].macro_f_gap_pct
+    assert {(t.train_cfg.val_fraction, t.train_cfg.patience) for t in fake.tasks} == {(0.0, 0)}
 
 
 def test_window_and_period_recorded(tmp_path: Path) -> None:

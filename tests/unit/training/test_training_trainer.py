@@ -39,6 +39,16 @@ def test_history_records_wtpe_and_validation(toy_dataset: Callable[..., Dataset]
         assert r["seconds"] > 0 and r["samples_per_s"] > 0
         assert 0.0 <= r["val_accuracy"] <= 1.0 and r["val_loss"] > 0
     assert trainer.best_epoch in (1, 2, 3)
+    assert trainer.stop_reason == "epoch budget of 3 reached" and not trainer.stopped_early
+
+
+def test_cli_defaults_stop_on_a_plateau_within_a_budget() -> None:
+    from trafficdl.commands.train import _T
+    from trafficdl.config import CONVERGING
+
+    assert (_T.epochs, _T.val_fraction, _T.patience) == (50, 0.1, 5)
+    assert CONVERGING == {"epochs": 50, "val_fraction": 0.1, "patience": 5}
+    assert (TrainConfig().val_fraction, TrainConfig().patience) == (0.0, 0)  # fixed count
 
 
 def test_early_stopping_keeps_the_best_weights(toy_dataset: Callable[..., Dataset]) -> None:
@@ -50,6 +60,8 @@ def test_early_stopping_keeps_the_best_weights(toy_dataset: Callable[..., Datase
     best = min(trainer.history, key=lambda r: r["val_loss"])
     assert trainer.best_epoch == best["epoch"]
     assert len(trainer.history) - trainer.best_epoch == 3
+    assert trainer.stop_reason.startswith("validation loss did not improve for 3 epochs")
+    assert f"at epoch {trainer.best_epoch})" in trainer.stop_reason
     assert trainer.val is not None
     from trafficdl.training import evaluate_loss
 
