@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
-from trafficdl.config import ConfigError, DistConfig, TrainConfig, to_dict
+from trafficdl.config import CONVERGING, ConfigError, DistConfig, TrainConfig, to_dict
 from trafficdl.contract import DIST_FIELDS, TRAIN_FIELDS, Env
 from trafficdl.cost import NODE_TYPES
 from trafficdl_operator import contract as c
@@ -269,7 +269,9 @@ def parse(spec: dict[str, Any], *, allow_host_path: bool = False) -> JobSpec:
         raise SpecError(f"need minWorkers <= workers <= maxWorkers, got "
                         f"{min_workers} <= {workers} <= {max_workers}")
     try:
-        train = TrainConfig(**_mapped(_section(spec, "train"), TRAIN_FIELDS, "train"))
+        # Unset fields as the CRD defaults them: a run that converges (config.CONVERGING).
+        train = TrainConfig(**{**CONVERGING,
+                               **_mapped(_section(spec, "train"), TRAIN_FIELDS, "train")})
         dist_kwargs = _mapped(_section(spec, "distribution"), DIST_FIELDS, "distribution")
         dist_kwargs.update(_pricing(_section(spec, "pricing")))
         threads = int(scale.get("threadsPerWorker") or 0)

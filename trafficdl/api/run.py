@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.config import CONVERGING, DistConfig, TrainConfig
 from trafficdl.errors import TrafficdlError
 
 if TYPE_CHECKING:
@@ -133,8 +133,10 @@ def train(
     and DistConfig fields (workers=0 trains centrally; workers=N runs a local
     master and N workers with `algorithm`, `window`, ...). `preset` as in
     `trafficdl train --preset`. Test figures come from the stratified hold-out.
+    Unless told otherwise it trains as the CLI does: at most 50 epochs, stopping on a
+    validation plateau with the best weights kept (config.CONVERGING).
     """
-    cfg = TrainConfig(**_known(TrainConfig, settings, None))
+    cfg = TrainConfig(**{**CONVERGING, **_known(TrainConfig, settings, None)})
     dist = DistConfig(**_known(DistConfig, settings, None))
     unknown = set(settings) - _names(TrainConfig) - _names(DistConfig)
     if unknown:

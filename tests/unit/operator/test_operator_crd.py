@@ -13,7 +13,7 @@ from operator_support import CRD_PATH, EXAMPLES, openapi_schema, strict
 from trafficdl_operator import contract
 from trafficdl_operator.spec import parse
 
-from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.config import CONVERGING, DistConfig, TrainConfig
 from trafficdl.contract import DIST_FIELDS, TRAIN_FIELDS
 
 GOOD = sorted(EXAMPLES.glob("*.yaml"))
@@ -90,7 +90,8 @@ def test_status_enums_are_the_contracts():
 def test_crd_defaults_match_trafficdl_config(section, mapping, cls):
     props = openapi_schema()["properties"]["spec"]["properties"][section]["properties"]
     assert set(props) == set(mapping), "every config field is in the CRD, and only those"
-    defaults = cls()
+    # A job converges unless told otherwise: the train section defaults to CONVERGING.
+    defaults = cls(**CONVERGING) if cls is TrainConfig else cls()
     for key, field in mapping.items():
         assert props[key].get("default") == getattr(defaults, field), key
 
