@@ -14,8 +14,9 @@ exchanges/s (target: >= 50% of the raw socket), and the LSTM's 0.2 MB vector
 summed over workers (target: >= 1,000/s, i.e. 4 workers committing every
 mini-batch at 250 batches/s each).
 
-The first figure of each model is what a user gets: the master's defaults, a
-checkpoint before every ack and a bearer token on every call, beside the same
+The first figure of each model is what a user gets: the master's defaults, every
+ack durable (each commit appended to the commit log, one fsync per group of
+commits: recovery.py) and a bearer token on every call, beside the same
 exchange without them. The others run the master bare (no checkpoint, no
 token) next to a bare Python gRPC echo of the same bytes (what gRPC alone can
 do here), the streaming Exchange rpc and the older two-call Pull + Commit path.
@@ -64,12 +65,12 @@ def _serve_master(
     )
     center = Center(CenterState(vector=torch.zeros(n), world_size=world), get_rule("aeasgd"))
     servicer = ParameterServerServicer(spec, center)
-    if checkpoint_dir:  # the master's default: a checkpoint before every ack
+    if checkpoint_dir:  # the master's default: every ack durable (commit log, group commit)
         from trafficdl_master.checkpoint import CheckpointStore
         from trafficdl_master.recovery import Checkpointer
 
         store = CheckpointStore(checkpoint_dir)
-        servicer.on_committed = Checkpointer(store, spec, center, every=1).on_committed
+        Checkpointer(store, spec, center, every=1).attach(servicer)
     server, port, _ = make_master_server(servicer, "127.0.0.1:0", token=token or None)
     server.start()
     conn.send(port)
@@ -135,7 +136,7 @@ def _grpc_exchanges(
     token: bool = False,
 ) -> list[list[float]]:
     """Exchanges with a master in its own process; `checkpoint` and `token` together are
-    the master's defaults (a checkpoint before every ack, a bearer token on every call)."""
+    the master's defaults (every ack durable, a bearer token on every call)."""
     ctx = mp.get_context("spawn")
     secret = "b" * 43 if token else ""
     parent, child = ctx.Pipe()
@@ -335,8 +336,8 @@ def run(quick: bool) -> list[Row]:
     Settings: what workers do (unary PullOne + CommitOne for the one-chunk LSTM,
     Pull + Commit for the CNN), the other paths forced (the streaming Exchange rpc,
     Pull + Commit), the same with the master's
-    default checkpoint-before-ack
-    (`checkpoint_every=1`, a save to a temporary directory), a bare Python gRPC
+    default durable acks
+    (`checkpoint_every=1`: the commit log in a temporary directory), a bare Python gRPC
     stream-stream echo of the same bytes (no protobuf, no checks: what gRPC alone
     costs here) and the raw loopback socket.
     """
@@ -373,7 +374,7 @@ def run(quick: bool) -> list[Row]:
     cnn_fig = "CNN 23.3 MB commit+pull, 1 worker"
     lstm_fig = "LSTM 0.2 MB exchanges/s, 4 workers"
     bare = "no checkpoint, no token"
-    dflt = "default master (checkpoint before each ack, token)"
+    dflt = "default master (every ack logged + fsynced, token)"
     return [
         Row("exchange", f"{cnn_fig}, {dflt}", moved / m["cnn_default"], "MB/s",
             "raw loopback socket", moved / m["cnn_raw"], f"{n}; what a user gets"),

@@ -8,8 +8,9 @@ token in the environment) training a small LSTM run on loopback, real SIGKILLs:
 - master resume: from spawning the replacement master to (a) listening and
   (b) the first commit acknowledged by it (workers retry with backoff and
   re-register), next to a fresh master's spawn-to-listening in the same run;
-- checkpoint-before-ack: T of the same run with a checkpoint before every
-  acknowledgement (K = 1, the default) and with epoch checkpoints only (K = 0),
+- durable acks: T of the same run with every acknowledgement durable (K = 1,
+  the default: commit log with group commit, recovery.py) and with epoch
+  checkpoints only (K = 0),
   run back to back; plus one save of a CNN-sized (23 MB) centre.
 Medians over repeats; this 2-core machine is shared, so read ratios, not absolutes.
 """
@@ -201,7 +202,7 @@ def run(quick: bool) -> list[Row]:
             "fresh master, same run", med("fresh"), f"{n}; includes latest_good() restore"),
         Row("faults", "restarted master: spawn -> first acked commit", med("first_ack"), "s",
             "restarted master listening", med("listening"), f"{n}; workers retry + re-register"),
-        Row("faults", "T with checkpoint before every ack (K=1)", statistics.median(k1), "s",
+        Row("faults", "T with every ack durable (K=1, commit log)", statistics.median(k1), "s",
             "T with epoch checkpoints only (K=0)", statistics.median(k0),
             f"{n}; 20 epochs, window 2 (~200 commits)"),
         Row("faults", "checkpoint save, 23 MB CNN centre", save["save_s"] * 1000, "ms",

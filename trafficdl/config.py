@@ -99,8 +99,10 @@ class DistConfig:
     currency: str = "EUR"
     chunk_bytes: int = 1 << 20  # streaming chunk size for tensors on the wire
     # Faults (docs/faults.md): workers send a heartbeat this often; the master marks a
-    # rank lost after `lost_after` seconds without hearing from it; it checkpoints
-    # before acknowledging every commit (1), every K updates (K > 1) or per epoch (0).
+    # rank lost after `lost_after` seconds without hearing from it. Durability:
+    # 1 = no acknowledged commit is lost (asynchronous rules: an fsync'd commit log
+    # with group commit plus background snapshots; EASGD: a snapshot before the ack),
+    # K > 1 = a snapshot every K updates, 0 = a snapshot per epoch only.
     heartbeat_seconds: float = 5.0
     lost_after: float = 30.0
     checkpoint_every: int = 1

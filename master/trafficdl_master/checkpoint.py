@@ -225,6 +225,10 @@ class CheckpointStore:
         """Checkpoint files (not quarantined), newest first."""
         return [p for _, p in self._entries()]
 
+    def counters(self) -> list[int]:
+        """The update counters of the checkpoint files (not quarantined), newest first."""
+        return [int(_NAME.match(p.name).group(2)) for p in self.paths()]  # type: ignore[union-attr]
+
     def save(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
         """Write a new snapshot; `meta` must hold `update_counter`. Returns its path.
 

@@ -19,7 +19,7 @@ import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from trafficdl.distributed.spec import RunSpec
-from trafficdl.rpc import security, transport
+from trafficdl.rpc import security
 from trafficdl.rpc.tensors import WIRE_ENUM, Assembler, TensorWireError, chunk_payload
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
@@ -56,6 +56,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self.figures: dict[str, Any] | None = None
         # Called with the update counter before a commit is acknowledged (recovery.py).
         self.on_committed: Callable[[int], None] | None = None
+        # Or, folding and logging each commit before its ack (recovery.Checkpointer.attach).
+        self.durable: Any = None
 
     # ------------------------------------------------------------ helpers
     def _check_run(self, run_id: str, context: grpc.ServicerContext) -> None:
@@ -211,13 +213,17 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             window_batches=max(h.window_batches, 1),
             final=h.final,
         )
+        fold = self.center.commit if self.durable is None else self.durable.commit
         try:
-            result = self.center.commit(info, contribution)
+            result = fold(info, contribution)  # with `durable`: folded, logged, fsynced
         except NotRegistered as exc:  # not a bad commit: the worker registers again and resends
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except CenterError as exc:
             metrics.COMMITS_REJECTED.inc()
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except CheckpointError as exc:  # folded, not durable: no ack (as below)
+            log.error("commit of rank %d folded but not logged: %s", h.rank, exc)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"commit log failed: {exc}")
         if self.on_committed is not None:
             try:
                 self.on_committed(result.update_counter)  # checkpoint before acknowledging
@@ -396,10 +402,11 @@ def make_master_server(
     `address` or `allow_plaintext` (security.SecurityError otherwise).
     """
     world = servicer.center.state.world_size
-    server, port = transport.make_server(
+    # Threads: a synchronous barrier holds one per waiting worker.
+    server, port = security.make_server(
         address,
+        token,
         max_workers=max(16, 2 * world + 8),
-        token=token,
         tls=tls,
         on_reject=lambda reason, _method: metrics.AUTH_REJECTED.labels(reason).inc(),
         allow_plaintext=allow_plaintext,

@@ -19,7 +19,7 @@ import grpc
 import torch
 
 from trafficdl.errors import TrafficdlError
-from trafficdl.rpc import security, transport
+from trafficdl.rpc import security
 from trafficdl.rpc.retry import RETRYABLE_CODES
 from trafficdl.rpc.tensors import (
     DEFAULT_CHUNK_BYTES,
@@ -175,8 +175,8 @@ class ParameterServerClient:
         self.wire_dtype = wire_dtype
         self.chunk_bytes = chunk_bytes
         self.model_version = ""
-        self.channel = channel or transport.make_channel(
-            target, token=token, tls=tls, allow_plaintext=allow_plaintext
+        self.channel = channel or security.make_channel(
+            target, token, tls=tls, allow_plaintext=allow_plaintext
         )
         self.stub = pb_grpc.ParameterServerStub(self.channel)
         # The tensor-carrying calls read and write chunk messages as raw bytes

@@ -29,7 +29,7 @@ def test_a_second_run_on_the_same_out_is_refused(
 ) -> None:
     dataset, out = make_dataset(tmp_path / "ds", per_class=100), tmp_path / "run"
     args = ["train", str(dataset), "--model", "lstm", "--batch-size", "25", "--out", str(out),
-            "--quiet"]  # fmt: skip
+            "--quiet", "--patience", "0", "--val-fraction", "0"]  # every epoch: it is timed
     cmd = [sys.executable, "-m", "trafficdl.cli", *args, "--epochs", str(EPOCHS)]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
