@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
+from trafficdl.cost import NODE_TYPES
 from trafficdl.errors import TrafficdlError
 
 ModelName = Literal["cnn1d", "lstm"]
@@ -93,8 +94,8 @@ class DistConfig:
     wire_dtype: str = "float32"  # tensors on the wire: float32, float16 or bfloat16
     threads_per_worker: int = 0  # torch threads per worker (0: cores // N, at least 1)
     sync_timeout: float = 60.0  # synchronous barrier waits this long for a missing worker
-    worker_price: float = 0.698  # ρ: hourly price of one worker node (paper: DS4v2)
-    master_price: float = 0.698  # ρ_M: hourly price of the master node
+    worker_price: float = NODE_TYPES["DS4v2"].hourly_price  # ρ, per worker node and hour
+    master_price: float = NODE_TYPES["DS4v2"].hourly_price  # ρ_M: the master node's
     node_type: str = "DS4v2"  # a name from trafficdl.cost.NODE_TYPES, informational
     currency: str = "EUR"
     chunk_bytes: int = 1 << 20  # streaming chunk size for tensors on the wire

@@ -4,25 +4,19 @@ Accuracy, macro recall (mean of per-app recalls), macro precision, macro F
 (mean of per-app F), per-app precision/recall/F/support and the confusion
 matrix (rows = true app, columns = predicted). Macro means run over the apps
 present in the evaluated rows; an app never predicted has precision 0.
-`cross_validate` trains one fresh model per fold (trafficdl.dataset's
-stratified_kfold: every object tested exactly once) and reports each figure's
-mean ± standard deviation over folds (sample std, ddof=1), as the paper does.
-All figures are plain JSON-ready Python values.
+`summarize_folds` reports each figure's mean ± standard deviation over folds
+(sample std, ddof=1), as the paper does. All figures are plain JSON-ready
+Python values. Pure numpy: the master, the study and the reports use these
+without a model; running a model over rows (`evaluate_model`) and the k-fold
+protocol (`cross_validate`) live in trafficdl.training.evaluate.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
-
-from trafficdl.dataset import Dataset, stratified_kfold
-from trafficdl.errors import TrafficdlError
-from trafficdl.models.adapters import InputAdapter
 
 SCALARS = ("accuracy", "macro_recall", "macro_precision", "macro_f1")
 
@@ -71,25 +65,6 @@ def classification_figures(
     return figures_from_confusion(confusion_matrix(y_true, y_pred, len(label_names)), label_names)
 
 
-def evaluate_model(
-    model: nn.Module,
-    dataset: Dataset,
-    indices: np.ndarray,
-    *,
-    adapter: InputAdapter,
-    label_names: Sequence[str] | None = None,
-    batch_size: int = 512,
-) -> dict[str, Any]:
-    """Figures of `model` (on its device) over these dataset rows."""
-    from trafficdl.training.data import load_split
-    from trafficdl.training.loop import predict_logits
-
-    split = load_split(dataset, indices, adapter)
-    logits = predict_logits(model, split.x, adapter=adapter, batch_size=batch_size)
-    pred = logits.argmax(1).cpu().numpy()
-    return classification_figures(split.y.numpy(), pred, label_names or dataset.label_names)
-
-
 def most_confused_pair(figures: dict[str, Any]) -> tuple[str, str, float]:
     """The pair of apps with the highest symmetric confusion rate (errors / their objects)."""
     cm = np.asarray(figures["confusion"], dtype=np.float64)
@@ -127,37 +102,3 @@ def summarize_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
         "labels": labels,
         "folds": len(folds),
     }
-
-
-def cross_validate(
-    dataset: Dataset,
-    cfg: Any,
-    k: int,
-    *,
-    device: torch.device | None = None,
-    on_fold: Callable[[int, dict[str, Any]], None] | None = None,
-    reporter_factory: Callable[[], Any] | None = None,
-) -> dict[str, Any]:
-    """The paper's protocol: k stratified folds, a fresh model trained on k-1 of them
-    (cfg.val_fraction of those held out for early stopping) and tested on the last."""
-    from trafficdl.training.run import train_model
-
-    if k < 2:
-        raise TrafficdlError("--folds must be >= 2")
-    counts = np.bincount(np.asarray(dataset.labels))
-    smallest = int(counts[counts > 0].min()) if counts.any() else 0
-    if smallest < k:
-        raise TrafficdlError(f"an app has only {smallest} objects: cannot make {k} folds")
-    results = []
-    for fold, (train_idx, test_idx) in enumerate(stratified_kfold(dataset.labels, k, cfg.seed)):
-        t0 = time.perf_counter()
-        reporter = reporter_factory() if reporter_factory else None
-        trainer = train_model(dataset, cfg, train_idx, device=device, reporter=reporter, fold=fold)
-        figures = evaluate_model(trainer.model, dataset, test_idx, adapter=trainer.adapter)
-        figures["fold"] = fold
-        figures["history"] = trainer.history
-        figures["seconds"] = time.perf_counter() - t0
-        results.append(figures)
-        if on_fold is not None:
-            on_fold(fold, figures)
-    return {"k": k, "folds": results, "summary": summarize_folds(results)}

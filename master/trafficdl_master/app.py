@@ -37,13 +37,13 @@ from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.dataset import Dataset, partition
 from trafficdl.distributed import rundir
 from trafficdl.distributed.spec import RunSpec
-from trafficdl.evaluation import evaluate_model
 from trafficdl.models import build_model, fingerprint, input_adapter
 from trafficdl.models.adapters import InputAdapter
 from trafficdl.optim import get_rule
 from trafficdl.rpc.security import ServerTls
 from trafficdl.training.checkpoint import save_checkpoint
 from trafficdl.training.data import fit_adapter, fit_val_test, load_split
+from trafficdl.training.evaluate import evaluate_model
 from trafficdl.training.run import checkpoint_info, model_overrides
 from trafficdl.training.runtime import seed_everything
 from trafficdl_master import elastic, liveness, metrics, plateau, recovery

@@ -39,7 +39,7 @@ def centralized(task: CellTask) -> CellResult:
     import torch
 
     from trafficdl.dataset import Dataset
-    from trafficdl.evaluation import evaluate_model
+    from trafficdl.training.evaluate import evaluate_model
     from trafficdl.training.run import train_model
 
     dataset = Dataset.open(task.dataset)

@@ -106,7 +106,8 @@ def run_evaluation(
     figures = progress if figures is None else figures
     from trafficdl import plots
     from trafficdl.dataset import Dataset
-    from trafficdl.evaluation import cross_validate, most_confused_pair
+    from trafficdl.evaluation import most_confused_pair
+    from trafficdl.training.crossval import cross_validate
 
     dataset = Dataset.open(dataset_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,8 +170,8 @@ def run_evaluation(
 
 def _evaluate_checkpoint(dataset: Any, path: Path) -> dict[str, Any]:
     from trafficdl.dataset import train_test_split
-    from trafficdl.evaluation import evaluate_model
     from trafficdl.training.checkpoint import load_checkpoint
+    from trafficdl.training.evaluate import evaluate_model
 
     ckpt = load_checkpoint(path)
     if list(ckpt.label_names) != list(dataset.label_names):

@@ -28,6 +28,7 @@ from trafficdl.cost import cost
 from trafficdl.dataset import Dataset
 from trafficdl.models import build_model, input_adapter
 from trafficdl.training.data import fit_adapter, load_split, run_split, split_validation
+from trafficdl.training.evaluate import evaluate_model
 from trafficdl.training.progress import Reporter
 from trafficdl.training.runtime import seed_everything, select_device, set_threads
 from trafficdl.training.trainer import Trainer
@@ -106,8 +107,6 @@ def run_centralized(
     (trafficdl.distributed.rundir.summary) so runs compare side by side; the
     centralized baseline is one node billed at the worker price (`dist`
     supplies prices; defaults are the paper's DS4v2)."""
-    from trafficdl.evaluation import evaluate_model
-
     dataset = Dataset.open(dataset_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,10 @@ from trafficdl.config import ConfigError, DistConfig, TrainConfig
 from trafficdl.dataset import Dataset
 from trafficdl.distributed.launch import DistributedRunError, run_local
 from trafficdl.errors import TrafficdlError
-from trafficdl.evaluation import evaluate_model
 from trafficdl.models import build_model
 from trafficdl.training.checkpoint import load_checkpoint
 from trafficdl.training.data import holdout_indices
+from trafficdl.training.evaluate import evaluate_model
 from trafficdl.training.runtime import seed_everything
 
 LSTM = TrainConfig(model="lstm", epochs=1, batch_size=50, lr=0.003)

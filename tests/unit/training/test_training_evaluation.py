@@ -14,11 +14,11 @@ from trafficdl.errors import TrafficdlError
 from trafficdl.evaluation import (
     classification_figures,
     confusion_matrix,
-    cross_validate,
     most_confused_pair,
     summarize_folds,
 )
 from trafficdl.plots import confusion_percent, plot_confusion, plot_fold_metrics, plot_history
+from trafficdl.training.crossval import cross_validate
 
 
 def test_figures_by_hand() -> None:
