@@ -40,7 +40,7 @@ def _args(dataset: Path, out: Path, *extra: str) -> list[str]:
     return ["train", str(dataset), "--workers", "2", "--model", "lstm", "--epochs", str(EPOCHS),
             "--batch-size", str(BATCH), "--lr", "0.003", "--window", str(WINDOW),
             "--threads-per-worker", "1", "--seed", "5", "--out", str(out), "--quiet",
-            "--patience", "0", "--val-fraction", "0",  # every epoch: the commits are counted
+            "--patience", "0", "--val-fraction", "0.0",  # every epoch: the commits are counted
             *extra]  # fmt: skip
 
 
