@@ -8,6 +8,8 @@ import pytest
 import yaml
 from k8s_support import Kube
 
+from trafficdl.config import CONVERGING
+
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 NS = "trafficdl"
 
@@ -66,7 +68,10 @@ def test_server_side_defaults_land_in_the_stored_object(kube: Kube) -> None:
     res = kube.run("create", "--dry-run=server", "-f", "-", "-o", "json",
                    input=yaml.safe_dump(job))
     spec = yaml.safe_load(res.stdout)["spec"]
-    assert spec["train"]["model"] == "cnn1d" and spec["train"]["epochs"] == 10
+    # A job converges unless told otherwise (trafficdl.config.CONVERGING).
+    assert spec["train"]["model"] == "cnn1d" and spec["train"]["epochs"] == CONVERGING["epochs"]
+    assert spec["train"]["valFraction"] == CONVERGING["val_fraction"]
+    assert spec["train"]["patience"] == CONVERGING["patience"]
     assert spec["scale"]["workers"] == 2
     assert spec["runPolicy"]["backoffLimit"] == 3
     assert spec["runPolicy"]["cleanPodPolicy"] == "Running"
