@@ -251,3 +251,17 @@ class Cluster:
 
     def checkpoint_dir(self) -> Path:
         return self.out / "checkpoints"
+
+
+def durable_commits(checkpoint_dir: Path) -> int:
+    """Commits a master made durable so far: the newest counter in its commit log (each
+    record is written before its ack) or its snapshot history (written at snapshots)."""
+    from trafficdl_master import commitlog
+
+    best = 0
+    with contextlib.suppress(OSError):
+        best = len((checkpoint_dir / "history.jsonl").read_bytes().splitlines())
+    for _, segment in commitlog.segments(checkpoint_dir):
+        with contextlib.suppress(OSError):  # a segment dropped after a snapshot
+            best = max([best, *(rec.counter for rec in commitlog.read_segment(segment))])
+    return best

@@ -16,7 +16,6 @@ another N (elastic scaling): it completes rescaled, one history.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shlex
@@ -27,8 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults_cluster import file_states, make_dataset, run_processes
-from trafficdl_master import commitlog
+from faults_cluster import durable_commits, file_states, make_dataset, run_processes
 from trafficdl_master.checkpoint import CheckpointStore
 
 from trafficdl.cli import main
@@ -47,16 +45,7 @@ def _args(dataset: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _saved_commits(out: Path) -> int:
-    """Commits the master made durable: the newest counter in its commit log (each record is
-    written before its ack; snapshots, and their history, come only at epoch boundaries)."""
-    best = 0
-    for run_dir in out.glob("checkpoints/*"):
-        with contextlib.suppress(OSError):
-            best = max(best, len((run_dir / "history.jsonl").read_bytes().splitlines()))
-        for _, segment in commitlog.segments(run_dir):
-            with contextlib.suppress(OSError):  # a segment dropped after a snapshot
-                best = max([best, *(rec.counter for rec in commitlog.read_segment(segment))])
-    return best
+    return max([0, *(durable_commits(d) for d in out.glob("checkpoints/*"))])
 
 
 def _interrupt(root: Path) -> dict:

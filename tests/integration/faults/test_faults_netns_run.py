@@ -16,7 +16,7 @@ import math
 import time
 from pathlib import Path
 
-from faults_cluster import Cluster, make_dataset
+from faults_cluster import Cluster, durable_commits, make_dataset
 from netns_harness import NetnsLab, unavailable_reason
 from support.tools import needs
 
@@ -29,10 +29,9 @@ DIST = {"workers": 2, "algorithm": "aeasgd", "window": 2, "threads_per_worker": 
 
 
 def _commits_so_far(cl: Cluster) -> int:
-    """Commits acknowledged so far: the master appends one history line per commit it saves
-    (checkpoint-before-ack), readable from the shared filesystem of every namespace."""
-    path = cl.checkpoint_dir() / "history.jsonl"
-    return path.read_bytes().count(b"\n") if path.is_file() else 0
+    """Commits acknowledged so far (the master's commit log, on the filesystem every
+    namespace shares)."""
+    return durable_commits(cl.checkpoint_dir())
 
 
 def test_worker_link_cut_and_restored_run_completes(tmp_path: Path) -> None:
