@@ -31,7 +31,7 @@ from trafficdl_master.checkpoint import CheckpointStore
 
 from trafficdl.cli import main
 
-EPOCHS, BATCH, WINDOW = 20, 25, 2
+EPOCHS, BATCH, WINDOW = 60, 25, 2  # long enough that Ctrl-C at 60 commits lands mid-run
 STOP_AFTER_COMMITS = 60
 GAP_S = 3.0  # the run stays stopped this long before it is resumed
 
