@@ -261,7 +261,8 @@ def durable_commits(checkpoint_dir: Path) -> int:
     best = 0
     with contextlib.suppress(OSError):
         best = len((checkpoint_dir / "history.jsonl").read_bytes().splitlines())
-    for _, segment in commitlog.segments(checkpoint_dir):
+    # Only the newest segment: older ones hold lower counters (and callers poll this).
+    for _, segment in commitlog.segments(checkpoint_dir)[-1:]:
         with contextlib.suppress(OSError):  # a segment dropped after a snapshot
             best = max([best, *(rec.counter for rec in commitlog.read_segment(segment))])
     return best

@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import torch
+from trafficdl_master import commitlog
 
 from trafficdl.rpc.client import ParameterServerClient
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
@@ -33,7 +34,7 @@ STALL = 25
 
 
 def _start(directory: Path, stall: int = 0) -> tuple[subprocess.Popen, int, int]:
-    env = {**os.environ, "TRAFFICDL_TEST_COMMITLOG_STALL": str(stall)}
+    env = {**os.environ, commitlog.STALL_ENV: str(stall)}
     proc = subprocess.Popen(
         [sys.executable, MASTER, str(directory), str(ELEMENTS), str(WORLD)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
