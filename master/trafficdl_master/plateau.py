@@ -112,7 +112,7 @@ class PlateauMonitor:
                      self.best[0])  # fmt: skip
         return {
             "epochs_run": round(epochs_run, 4),
-            "best_epoch": self.best[1],
+            "best_epoch": round(self.best[1], 4),
             "best_val_loss": self.best[0],
             "restored_best": restored,
             "stopped_early": early,

@@ -10,6 +10,7 @@ says why in run.json and history.json.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,7 +91,13 @@ def test_distributed_run_stops_on_a_plateau(dist_dataset: Path, tmp_path: Path) 
     assert run["stopped_early"] is True
     assert "did not improve for 2 epochs" in run["stop_reason"]
     assert 3 <= run["epochs_run"] < TRAIN.epochs  # stopped well inside the budget
-    assert run["best_epoch"] is not None and run["best_epoch"] <= run["epochs_run"] - 2 + 1e-6
+    # the stop names the best check, `patience` checks before the request; the final centre
+    # (validated at the end, after the workers' last commits) may still beat it and is then kept
+    named = float(re.search(r"at epoch ([0-9.]+)\)", run["stop_reason"]).group(1))
+    assert named <= run["epochs_run"] - 2 + 1e-6
+    assert named - 1e-3 <= run["best_epoch"] <= run["epochs_run"] + 1e-3
+    if not run["restored_best"]:
+        assert run["best_epoch"] == pytest.approx(run["epochs_run"])
     assert run["wtpe_seconds"] == pytest.approx(run["training_seconds"] / run["epochs_run"])
     assert run["figures"]["macro_f1"] > 0.95  # the kept centre is a trained one
     import json
