@@ -154,6 +154,10 @@ def run_local(
         raise TrafficdlError("a distributed run needs --workers >= 1 (0 is the centralized mode)")
     check_dist_config(dist_cfg)
     Dataset.open(dataset_path)  # fail fast, before any process starts
+    if train_cfg.device == "cuda":  # the workers train on it: refuse before they start
+        from trafficdl.training.runtime import select_device
+
+        select_device(train_cfg.device)
     ports = list(metrics_ports or [])
     check_ports_free(ports, metrics_host)
     out = Path(out_dir)
