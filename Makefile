@@ -17,7 +17,7 @@ help:
 	@echo "make bench   every benchmark, one table"
 	@echo "make protos  regenerate the committed gRPC stubs"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml trafficdl/capture/_fastwalk.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,bench,api]'

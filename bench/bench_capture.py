@@ -5,11 +5,14 @@ inputs; tshark: `-q -z conv,tcp -z conv,udp`; NFStream 6.6: flows with
 dissection and statistics off), on one large synthetic capture and on a set of
 small ones, single process each, medians of repeated runs in the same
 process. The same files feed all three tools. One more row sets the GTP-U
-tunnelled twin of the large capture against it (decapsulation's cost).
+tunnelled twin of the large capture against it (decapsulation's cost), and
+one the compiled walk (trafficdl.capture.fastwalk, the default) against the
+pure-Python walk.py on the large capture.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import shutil
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from bench.table import Row, missing_peer, pick
 from trafficdl.capture import ExtractConfig, extract_file
+from trafficdl.capture.fastwalk import CORE_ENV
 from trafficdl.capture.pktbuild import gtp_u_capture, write_pcap
 from trafficdl.synth import FlowWriter, app_profiles, synthesize
 
@@ -128,7 +132,30 @@ def run(quick: bool) -> list[Row]:
                     note = f"median of {repeats}"
                     rows.append(Row("capture", figure, mine[i], "packets/s", peer, rates[i], note))
         rows.append(_tunnel_row(big, gtp, n_big, repeats))
+        rows.append(_core_row(big, n_big, repeats))
     return rows
+
+
+def _core_row(path: Path, n: int, repeats: int) -> Row:
+    """The compiled walk (the default) against walk.py alone, interleaved in one run,
+    per CPU-second (issue 17's target: >= 1M packets/s per CPU-second)."""
+    compiled, python = [], []
+    rounds = max(repeats, 3)
+    before = os.environ.get(CORE_ENV)
+    try:
+        for _ in range(rounds):
+            for mode, into in (("python", python), ("auto", compiled)):
+                os.environ[CORE_ENV] = mode
+                into.append(_median_rates(lambda: ours([path]), n, 1)[1])
+    finally:
+        os.environ.pop(CORE_ENV, None)
+        if before is not None:
+            os.environ[CORE_ENV] = before
+    return Row(
+        "capture", f"pcap->features, {n // 1000}k packets, compiled walk, per CPU-second",
+        statistics.median(compiled), "packets/s", "walk.py (pure Python)",
+        statistics.median(python), f"target >= 1M/s; medians of {rounds} interleaved",
+    )  # fmt: skip
 
 
 def _tunnel_row(plain: Path, gtp: Path, n: int, repeats: int) -> Row:

@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from trafficdl.capture import fastwalk
 from trafficdl.capture.assemble import ARRAYS, assemble, encrypted_share, parts_dir, save_part
 from trafficdl.capture.config import ExtractConfig
+from trafficdl.capture.fastwalk import FastWalk
 from trafficdl.capture.reader import CaptureFormatError, open_records
 from trafficdl.capture.walk import Walker
 from trafficdl.errors import TrafficdlError
@@ -60,10 +62,51 @@ class FileResult:
 def extract_file(
     path: str | Path, cfg: ExtractConfig | None = None, capture_index: int = 0
 ) -> FileResult:
-    """Read one capture and cut it into objects; never raises for bad data."""
+    """Read one capture and cut it into objects; never raises for bad data.
+
+    The compiled walk (trafficdl.capture.fastwalk) runs where it covers the
+    configuration; a packet it does not decode (a tunnel other than plain GTP-U)
+    makes walk.py start the capture over. TRAFFICDL_CAPTURE_CORE=check runs both
+    and raises on any difference (the differential tests)."""
     cfg = cfg or ExtractConfig()
+    mode = fastwalk.mode()
+    if mode == "python" or not fastwalk.covers(cfg):
+        return _walked(path, cfg, capture_index)
+    res = _extract(path, cfg, capture_index, fast=True)
+    if res is None:  # a packet only walk.py decodes
+        return _walked(path, cfg, capture_index)
+    if mode == "check":
+        fastwalk_check(res, _walked(path, cfg, capture_index))
+    return res
+
+
+def _walked(path: str | Path, cfg: ExtractConfig, capture_index: int) -> FileResult:
+    """walk.py's result (it never gives up on a packet)."""
+    res = _extract(path, cfg, capture_index, fast=False)
+    assert res is not None
+    return res
+
+
+def fastwalk_check(fast: FileResult, ref: FileResult) -> None:
+    """Raise AssertionError where the compiled walk's result differs from walk.py's."""
+    for name in ("path", "format", "packets_read", "warnings", "error", "stats"):
+        if getattr(fast, name) != getattr(ref, name):
+            raise AssertionError(
+                f"{fast.path}: compiled walk differs in {name}: "
+                f"{getattr(fast, name)!r} != walk.py's {getattr(ref, name)!r}"
+            )
+    for name in ("payload", "packets", "objects"):
+        a, b = getattr(fast, name), getattr(ref, name)
+        if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+            raise AssertionError(f"{fast.path}: compiled walk differs in {name} {a.shape}")
+
+
+def _extract(path: str | Path, cfg: ExtractConfig, capture_index: int, fast: bool
+             ) -> FileResult | None:  # fmt: skip
+    """One walk of the capture; None when the compiled walk met a packet it leaves to
+    walk.py."""
     name = str(path)
-    walker = Walker(cfg, capture_index)
+    walker = FastWalk(cfg, capture_index) if fast else Walker(cfg, capture_index)
     result = FileResult(name, *empty_arrays(cfg.payload_bytes, cfg.packets))
     gc_was = gc.isenabled()
     gc.disable()  # the walk allocates many small containers, none cyclic (~12%)
@@ -71,7 +114,8 @@ def extract_file(
         with open(path, "rb") as f:
             reader = open_records(f, name)
             result.format = reader.format
-            walker.feed(reader)
+            if walker.feed(reader) is False:
+                return None
             result.warnings.extend(reader.warnings)
     except CaptureFormatError as exc:
         result.error = str(exc)
@@ -88,8 +132,9 @@ def extract_file(
         result.warnings.append(f"unsupported link types {sorted(st.unknown_links)} skipped")
     if st.malformed:
         result.warnings.append(f"{st.malformed} malformed packets skipped")
-    if len(walker.sink):
-        result.payload, result.packets, result.objects = walker.sink.arrays()
+    sink = walker if isinstance(walker, FastWalk) else walker.sink
+    if len(sink):
+        result.payload, result.packets, result.objects = sink.arrays()
     return result
 
 

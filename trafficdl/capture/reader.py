@@ -151,10 +151,7 @@ class RecordReader:
             while pos + 16 <= end:
                 sec, frac, incl, orig = unpack(buf, pos)
                 if incl > MAX_RECORD:
-                    self.warnings.append(
-                        f"corrupt record at byte {offset + pos} (length {incl}); "
-                        "kept the packets before it"
-                    )
+                    self.warnings.append(self.corrupt_record(offset + pos, incl))
                     return
                 nxt = pos + 16 + incl
                 if nxt > end:
@@ -163,10 +160,20 @@ class RecordReader:
                 pos = nxt
             self._stop = pos  # where the next buffer takes over
         if pos < len(buf):
-            self.warnings.append(
-                f"truncated: last record incomplete at byte {offset + pos} "
-                f"({len(buf) - pos} bytes); kept the packets before it"
-            )
+            self.warnings.append(self.truncated(offset + pos, len(buf) - pos))
+
+    @staticmethod
+    def corrupt_record(at: int, length: int) -> str:
+        """The warning for a pcap record whose length is absurd (the walk stops there)."""
+        return f"corrupt record at byte {at} (length {length}); kept the packets before it"
+
+    @staticmethod
+    def truncated(at: int, left: int) -> str:
+        """The warning for a pcap file that ends inside a record."""
+        return (
+            f"truncated: last record incomplete at byte {at} "
+            f"({left} bytes); kept the packets before it"
+        )
 
     # ---------------------------------------------------------------- pcapng
     def _pcapng(self) -> Iterator[Record]:

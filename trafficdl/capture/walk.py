@@ -11,9 +11,9 @@ Tunnels (trafficdl.capture.tunnels) cost an ordinary packet one dict lookup
 protocol or ethertype calls a decapsulator, which says where the inner packet
 starts, and the decode goes round again on it (`while True`), so nesting is
 free. The object is keyed, sized and featured by the innermost IP packet.
-GTP-U, the bulk of mobile-core captures, has a fast path (issue 16's target:
->= 0.8x the packets/s of the same traffic untunnelled, 0.73-0.78x without
-it): a G-PDU without options is decoded inline; after one, the next packet is
+GTP-U, the bulk of mobile-core captures, has a fast path (target: >= 0.8x
+the packets/s of the same traffic untunnelled; 0.73-0.78x without the fast
+path): a G-PDU without options is decoded inline; after one, the next packet is
 first tried as IPv4/UDP/GTP-U/IPv4 in one struct call (`gtp_hot`), and the
 outermost tunnel's record is its GTP header's offset until an object opens
 (objects.full_chain), so such a packet allocates nothing for its tunnel.

@@ -9,6 +9,14 @@ import pytest
 from capture_helpers import write_capture
 
 from trafficdl.capture import ExtractConfig, FileResult, extract_file
+from trafficdl.capture.fastwalk import CORE_ENV
+
+
+@pytest.fixture(autouse=True)
+def _diff_both_walks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every extract_file of these tests runs the compiled walk and walk.py and fails on
+    any difference (trafficdl.capture.fastwalk; test_capture_fastcore.py)."""
+    monkeypatch.setenv(CORE_ENV, "check")
 
 
 @pytest.fixture
