@@ -138,7 +138,7 @@ def run(quick: bool) -> list[Row]:
 
 def _core_row(path: Path, n: int, repeats: int) -> Row:
     """The compiled walk (the default) against walk.py alone, interleaved in one run,
-    per CPU-second (issue 17's target: >= 1M packets/s per CPU-second)."""
+    per CPU-second (target: >= 1M packets/s per CPU-second)."""
     compiled, python = [], []
     rounds = max(repeats, 3)
     before = os.environ.get(CORE_ENV)

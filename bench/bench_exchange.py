@@ -66,8 +66,8 @@ def _serve_master(
     center = Center(CenterState(vector=torch.zeros(n), world_size=world), get_rule("aeasgd"))
     servicer = ParameterServerServicer(spec, center)
     if checkpoint_dir:  # the master's default: every ack durable (commit log, group commit)
-        from trafficdl_master.checkpoint import CheckpointStore
         from trafficdl_master.recovery import Checkpointer
+        from trafficdl_master.snapshot_store import CheckpointStore
 
         store = CheckpointStore(checkpoint_dir)
         Checkpointer(store, spec, center, every=1).attach(servicer)
@@ -88,7 +88,7 @@ def _client(
     token: str = "",
 ) -> None:
     import torch
-    from trafficdl_worker.client import Exchanger, Progress
+    from trafficdl_worker.exchange import CommitProgress, Exchanger
 
     from trafficdl.optim import get_rule
     from trafficdl.rpc.client import ParameterServerClient
@@ -113,12 +113,12 @@ def _client(
     if mode == "exchange":
         ex.exchange_max_bytes = 1 << 62
     local = reg.center.clone()
-    ex.exchange(local, Progress())  # warm-up: connection, first allocation
+    ex.exchange(local, CommitProgress())  # warm-up: connection, first allocation
     times = []
     t_end = time.perf_counter() + seconds
     while len(times) < min_exchanges or time.perf_counter() < t_end:
         t0 = time.perf_counter()
-        local = ex.exchange(local, Progress())
+        local = ex.exchange(local, CommitProgress())
         times.append(time.perf_counter() - t0)
     client.close()
     conn.send(times)

@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench.table import Row, pick
 
 LOST_AFTER = 2.0
@@ -39,21 +37,11 @@ HEARTBEAT = 0.5
 
 
 def _dataset(out: Path) -> Path:
-    from trafficdl.dataset import OBJECT_DTYPE, write_dataset
+    """Three classes told apart by packet sizes (tests/support/datasets.py)."""
+    from tests.support.datasets import make_dataset
 
-    rng = np.random.default_rng(0)
-    classes, per, packets = 3, 200, 20
-    n = classes * per
-    labels = np.repeat(np.arange(classes), per).astype(np.int32)
-    sizes = 200.0 + 300.0 * labels[:, None] + rng.normal(0, 300, size=(n, packets))
-    pk = np.stack([sizes, rng.choice([-1.0, 1.0], size=(n, packets)),
-                   np.full((n, packets), 1000.0), rng.exponential(0.01, size=(n, packets))],
-                  axis=-1).astype(np.float32)  # fmt: skip
-    objects = np.zeros(n, dtype=OBJECT_DTYPE)
-    objects["n_packets"], objects["proto"] = packets, 6
-    return write_dataset(out, payload=rng.integers(0, 256, size=(n, 64)).astype(np.uint8),
-                         packets=pk, labels=labels, objects=objects,
-                         label_names=[f"app{i}" for i in range(classes)], meta={})  # fmt: skip
+    return make_dataset(out, size_noise=300.0, window_step=0.0, window_noise=0.0,
+                        iat_step=0.0, meta={})
 
 
 class _Run:
@@ -176,7 +164,7 @@ def _training_seconds(root: Path, dataset: Path, every: int) -> float:
 
 
 def run(quick: bool) -> list[Row]:
-    from trafficdl_master.checkpoint import benchmark
+    from trafficdl_master.snapshot_store import benchmark
 
     repeats = pick(full=3, quick=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-faults-"))

@@ -16,33 +16,17 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from bench.table import Row, pick
+from tests.support.datasets import make_dataset as synthetic_dataset
 from trafficdl.config import DistConfig, TrainConfig
-from trafficdl.dataset import OBJECT_DTYPE, write_dataset
 
 
 def make_dataset(out: Path, rows: int, payload_bytes: int, seed: int = 0) -> Path:
-    """A learnable synthetic dataset of `rows` objects in 4 classes."""
-    rng = np.random.default_rng(seed)
-    classes = 4
-    labels = (np.arange(rows) % classes).astype(np.int32)
-    protos = rng.integers(0, 256, size=(classes, payload_bytes))
-    payload = (protos[labels] + rng.normal(0, 60, size=(rows, payload_bytes))).clip(0, 255)
-    packets = rng.normal(0, 1, size=(rows, 20, 4)).astype(np.float32)
-    packets[:, :, 0] += 300.0 * labels[:, None]
-    objects = np.zeros(rows, dtype=OBJECT_DTYPE)
-    objects["n_packets"] = 20
-    return write_dataset(
-        out,
-        payload=payload.astype(np.uint8),
-        packets=packets,
-        labels=labels,
-        objects=objects,
-        label_names=[f"app{i}" for i in range(classes)],
-        meta={"captures": []},
-    )
+    """A learnable synthetic dataset of `rows` objects (a multiple of 4) in 4 interleaved
+    classes, each with its own payload bytes (tests/support/datasets.py)."""
+    return synthetic_dataset(out, classes=4, per_class=rows // 4, seed=seed,
+                             payload_bytes=payload_bytes, payload="prototype",
+                             payload_noise=60.0, cycle_labels=True)
 
 
 def _scaling(model: str, rows: int, epochs: int, rounds: int, tmp: Path) -> list[Row]:

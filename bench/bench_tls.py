@@ -1,6 +1,7 @@
 """What mutual TLS costs the exchange, and what issuing a run's certificates costs.
 
-Issue 15 makes mTLS the default on a cluster; it must not cost training time.
+mTLS is the default on a cluster (the operator issues every job's certificates);
+it must not cost training time.
 The exchange is bench_exchange's, unchanged: a real master process (servicer,
 Center, AEASGD rule) and real worker processes doing what workers do (the
 LSTM's 0.2 MB vector as PullOne + CommitOne with 4 workers, the CNN's 23.3 MB

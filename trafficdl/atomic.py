@@ -5,7 +5,7 @@ same directory (random, so two writers never share one, unlike a fixed
 `name.tmp`), created with the umask's usual permissions; on a clean exit it is
 flushed, fsynced, renamed over `path` and the directory fsynced. On an error
 the temp file is removed and `path` is untouched. The master's recovery
-checkpoints follow the same steps (trafficdl_master.checkpoint).
+checkpoints follow the same steps (trafficdl_master.snapshot_store).
 """
 
 from __future__ import annotations

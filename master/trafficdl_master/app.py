@@ -48,8 +48,8 @@ from trafficdl.training.run import checkpoint_info, model_overrides
 from trafficdl.training.runtime import seed_everything
 from trafficdl_master import elastic, liveness, metrics, plateau, recovery
 from trafficdl_master.center import Center
-from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 from trafficdl_master.server import ParameterServerServicer, make_master_server
+from trafficdl_master.snapshot_store import CheckpointError, CheckpointStore
 from trafficdl_master.state import CenterState
 
 log = logging.getLogger("trafficdl.master")
@@ -122,19 +122,12 @@ def bind_metrics(spec: RunSpec, center: Center) -> None:
     def seconds() -> float:
         return center.training_seconds()
 
-    def wtpe() -> float:
-        p = center.progress(spec.train.epochs)
-        t = seconds()
-        if center.done.is_set():
-            return t / spec.train.epochs
-        return t / p["mean_epoch"] if p["mean_epoch"] > 0 else 0.0
-
     metrics.bind(
         model=spec.train.model,
         algorithm=spec.dist.algorithm,
         currency=spec.dist.currency,
         training_seconds=seconds,
-        wtpe=wtpe,
+        wtpe=lambda: center.progress(spec.train.epochs).wtpe(seconds()),
         node_hours=lambda: spec.node_hours_of(seconds()),
         cost=lambda: spec.cost_of(seconds()),
         progress=lambda: center.progress(spec.train.epochs),
@@ -172,10 +165,10 @@ def finish(
         adapter=prep.adapter,
         train_config=spec.train,
         dist_config=spec.dist,
-        extract_config=info["extract_config"],
+        extract_config=info.extract_config,
         history=epochs,
         epoch=spec.train.epochs,
-        dataset=info["dataset"],
+        dataset=info.dataset,
         extra={"test": {k: figures[k] for k in rundir.SCALARS}, "run_id": spec.run_id},
     )
     p = center.progress(spec.train.epochs)
@@ -189,11 +182,11 @@ def finish(
         figures=figures,
         commits=commits,
         counters={
-            "update_counter": p["update_counter"],
-            "commits_total": p["commits_total"],
-            "commits_rejected": p["commits_rejected"],
-            "workers_lost": p["lost"],
-            "restarts": p["restarts"],
+            "update_counter": p.update_counter,
+            "commits_total": p.commits_total,
+            "commits_rejected": p.commits_rejected,
+            "workers_lost": p.lost,
+            "restarts": p.restarts,
             "rejoins": sum(max(w.registrations - 1, 0) for w in center.state.workers.values())
             + elastic.rejoins_before(center.state),
             "sync_rounds_incomplete": center.rounds_incomplete,

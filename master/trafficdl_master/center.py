@@ -23,17 +23,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from trafficdl.errors import TrafficdlError
 from trafficdl.optim import UpdateRule
-from trafficdl.rpc.tensors import DEFAULT_CHUNK_BYTES, chunk_messages, chunk_payload, encode
-from trafficdl_master.state import CenterState, CommitInfo, CommitResult, Pulled, WorkerProgress
+from trafficdl_master.state import CenterState, CommitInfo, CommitResult, Progress, WorkerProgress
 
 PHASES = ("waiting", "running", "evaluating", "succeeded", "failed")
 HISTORY_LIMIT = 200_000  # commits recorded in history.json (a long LSTM run stays bounded)
+T = TypeVar("T")
 
 
 class CenterError(TrafficdlError):
@@ -66,7 +66,6 @@ class Center:
         self._cond = threading.Condition()
         self._started: float | None = None
         self._ended: float | None = None
-        self._cache: dict[tuple[str, int], Pulled] = {}
         self._pending: dict[int, tuple[CommitInfo, torch.Tensor]] = {}
         self._round = 0
         self._round_results: dict[int, CommitResult] = {}
@@ -169,27 +168,11 @@ class Center:
             return sum(w.epoch for w in ws) / max(len(ws), 1)
 
     # --------------------------------------------------------------- pull
-    def pull(self, dtype: str = "float32", chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Pulled:
-        """The centre, its counter and its wire chunks. The chunks are cut once per
-        counter (one copy of the centre, taken under the lock so a fold never tears
-        it) and shared by every pull until the next fold."""
+    def read(self, fn: Callable[[int, torch.Tensor], T]) -> T:
+        """`fn(update_counter, centre)` under the lock: a pull never sees a torn fold.
+        The wire side (framing.FrameCache) copies the centre there once per counter."""
         with self._cond:
-            key = (dtype, chunk_bytes)
-            cached = self._cache.get(key)
-            if cached is None or cached.update_counter != self.state.update_counter:
-                enc = encode(self.state.vector, dtype, copy=False)
-                messages = list(chunk_messages(enc.data, chunk_bytes))
-                parts = [chunk_payload(m) for m in messages]
-                cached = Pulled(
-                    self.state.update_counter,
-                    dtype,
-                    enc.num_elements,
-                    enc.num_bytes,
-                    parts,  # type: ignore[arg-type]
-                    messages,
-                )
-                self._cache = {key: cached}  # older counters are never served again
-            return cached
+            return fn(self.state.update_counter, self.state.vector)
 
     # ------------------------------------------------------------- commit
     def commit(self, info: CommitInfo, contribution: torch.Tensor) -> CommitResult:
@@ -391,30 +374,32 @@ class Center:
                 self.message = message
             self._cond.notify_all()
 
-    def progress(self, epochs: int) -> dict[str, Any]:
+    def progress(self, epochs: int) -> Progress:
         """Counts and progress for Status and metrics (slowest rank's epoch, mean progress)."""
         with self._cond:
             ws = list(self.state.workers.values())
             epoch_min = min((w.epoch for w in ws), default=0.0)
             mean = sum(min(w.epoch / epochs, 1.0) for w in ws) / max(len(ws), 1)
             done = self.done.is_set()
-            return {
-                "phase": self.phase,
-                "message": self.message,
-                "connected": sum(w.connected for w in ws),
-                "finished": sum(w.finished for w in ws),
-                "lost": sum(w.lost for w in ws),
-                "epoch": float(epochs) if done else epoch_min,
-                "mean_epoch": sum(w.epoch for w in ws) / max(len(ws), 1),
-                "progress": 1.0 if done else mean,
-                "update_counter": self.state.update_counter,
-                "commits_total": self.state.commits_total,
-                "commits_rejected": self.state.commits_rejected,
-                "samples_done": sum(w.samples_done for w in ws),
-                "loss": _mean(w.loss for w in ws),
-                "accuracy": _mean(w.accuracy for w in ws),
-                "restarts": self.state.restarts,
-            }
+            return Progress(
+                phase=self.phase,
+                message=self.message,
+                connected=sum(w.connected for w in ws),
+                finished=sum(w.finished for w in ws),
+                lost=sum(w.lost for w in ws),
+                epoch=float(epochs) if done else epoch_min,
+                mean_epoch=sum(w.epoch for w in ws) / max(len(ws), 1),
+                ratio=1.0 if done else mean,
+                done=done,
+                epochs=epochs,
+                update_counter=self.state.update_counter,
+                commits_total=self.state.commits_total,
+                commits_rejected=self.state.commits_rejected,
+                samples_done=sum(w.samples_done for w in ws),
+                loss=_mean(w.loss for w in ws),
+                accuracy=_mean(w.accuracy for w in ws),
+                restarts=self.state.restarts,
+            )
 
 
 def _mean(values: Any) -> float:

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from trafficdl.atomic import fsync_dir
-from trafficdl_master.checkpoint import CheckpointError
+from trafficdl_master.snapshot_store import CheckpointError
 
 log = logging.getLogger("trafficdl.master")
 

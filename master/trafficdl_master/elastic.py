@@ -12,7 +12,7 @@ turns the restored `CenterState` into one for N':
   the world size it is told at registration);
 - every new rank resumes at the fractional epoch the slowest old rank had
   acknowledged (its last folded commit), in that rank's own batches
-  (`trafficdl.distributed.elastic.resume_batches`): its acknowledged batches and
+  (`trafficdl.distributed.rescale_math.resume_batches`): its acknowledged batches and
   commit sequence start there, so the final-commit and end rules hold as for an
   undisturbed rank (the run ends when all N' ranks made their final commit, each
   at epochs · its batches per epoch);
@@ -36,7 +36,7 @@ import numpy as np
 
 from trafficdl.config import replace
 from trafficdl.dataset import partition
-from trafficdl.distributed import elastic
+from trafficdl.distributed import rescale_math
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.errors import TrafficdlError
 from trafficdl_master import metrics
@@ -89,14 +89,14 @@ def rescale(
 
     def per_epoch(world: int, rank: int) -> int:
         rows = len(partition(train_idx, labels, world, rank, seed))
-        return elastic.batches_per_epoch(rows, spec.train.batch_size)
+        return rescale_math.batches_per_epoch(rows, spec.train.batch_size)
 
     acked = {r: w.acked_batches for r, w in state.workers.items()}
-    epoch = elastic.acknowledged_epoch(acked, {r: per_epoch(old, r) for r in acked})
+    epoch = rescale_math.acknowledged_epoch(acked, {r: per_epoch(old, r) for r in acked})
     workers: dict[int, WorkerProgress] = {}
     for r in range(new):
         per = per_epoch(new, r)
-        at = elastic.resume_batches(epoch, per, epochs)
+        at = rescale_math.resume_batches(epoch, per, epochs)
         workers[r] = WorkerProgress(
             rank=r, batches_done=at, epoch=at / per, last_sequence=at, acked_batches=at
         )

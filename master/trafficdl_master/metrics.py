@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from trafficdl_master.state import Progress
+
 RUN_INFO = Gauge(
     "trafficdl_master_run_info",
     "Constant 1, labelled with the run's model and algorithm",
@@ -106,7 +108,7 @@ def bind(
     wtpe: Callable[[], float],
     node_hours: Callable[[], float],
     cost: Callable[[], float],
-    progress: Callable[[], dict],
+    progress: Callable[[], Progress],
 ) -> None:
     """Tie the scrape-time gauges to the run's live state."""
     RUN_INFO.labels(model, algorithm).set(1)
@@ -114,15 +116,14 @@ def bind(
     EPOCH_DURATION.set_function(wtpe)
     NODE_HOURS.set_function(node_hours)
     COST.labels(currency).set_function(cost)
-    PROGRESS.set_function(lambda: progress()["progress"])
-    EPOCH.set_function(lambda: progress()["epoch"])
-    WORKERS_CONNECTED.set_function(lambda: progress()["connected"])
-    WORKERS_FINISHED.set_function(lambda: progress()["finished"])
-    UPDATE_COUNTER.set_function(lambda: progress()["update_counter"])
-    SAMPLES.set_function(lambda: progress()["samples_done"])
-    LOSS.set_function(lambda: progress()["loss"])
-    ACCURACY.set_function(lambda: progress()["accuracy"])
-
+    PROGRESS.set_function(lambda: progress().ratio)
+    EPOCH.set_function(lambda: progress().epoch)
+    WORKERS_CONNECTED.set_function(lambda: progress().connected)
+    WORKERS_FINISHED.set_function(lambda: progress().finished)
+    UPDATE_COUNTER.set_function(lambda: progress().update_counter)
+    SAMPLES.set_function(lambda: progress().samples_done)
+    LOSS.set_function(lambda: progress().loss)
+    ACCURACY.set_function(lambda: progress().accuracy)
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Expose /metrics over HTTP on `port` (0 or negative: off)."""

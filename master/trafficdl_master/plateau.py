@@ -1,7 +1,7 @@
 """Validation at the master: stop a distributed run on a plateau, keep the best centre.
 
-A fixed epoch count either under-trains (the issue's 10 epochs: centralized
-macro F 0.33 where 30 epochs gave 0.53) or wastes time; and the centre an
+A fixed epoch count either under-trains (10 epochs: centralized macro F
+0.33 where 30 epochs gave 0.53) or wastes time; and the centre an
 asynchronous run ends with is whatever the last commits left, not the best one
 it passed through. So the master holds out the run's validation rows
 (TrainConfig.val_fraction, carved from the training rows exactly as the

@@ -59,8 +59,8 @@ from trafficdl.errors import TrafficdlError
 from trafficdl.optim import get_rule
 from trafficdl_master import metrics
 from trafficdl_master.center import Center, CenterError
-from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 from trafficdl_master.commitlog import CommitLog, CommitLogError, read_records
+from trafficdl_master.snapshot_store import CheckpointError, CheckpointStore
 from trafficdl_master.state import CenterState, CommitInfo, CommitResult
 
 log = logging.getLogger("trafficdl.master")
@@ -208,7 +208,7 @@ class Checkpointer:
         self.every = every
         self.history_path = store.directory / HISTORY_FILE
         self.saved_counter = center.state.update_counter
-        self.saved_epoch = math.floor(center.progress(spec.train.epochs)["epoch"])
+        self.saved_epoch = math.floor(center.progress(spec.train.epochs).epoch)
         self.history_written = len(center.state.history)
         self.last_save_seconds = 0.0
         centre_bytes = center.state.vector.numel() * center.state.vector.element_size()
@@ -303,7 +303,7 @@ class Checkpointer:
             self.log.close()
 
     def _new_epoch(self) -> bool:
-        return math.floor(self.center.progress(self.spec.train.epochs)["epoch"]) > self.saved_epoch
+        return math.floor(self.center.progress(self.spec.train.epochs).epoch) > self.saved_epoch
 
     def _cut_log(self) -> None:
         """Drop log segments older than the second newest snapshot (kept as a fallback)."""

@@ -20,13 +20,22 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.rpc import security
-from trafficdl.rpc.tensors import WIRE_ENUM, Assembler, TensorWireError, chunk_payload
+from trafficdl.rpc.framing import (
+    FrameCache,
+    Frames,
+    chunk_or,
+    head_and_chunks,
+    one_message,
+    receive,
+    serialize,
+)
+from trafficdl.rpc.tensors import TensorWireError
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 from trafficdl_master import metrics
 from trafficdl_master.center import Center, CenterError, NotRegistered
-from trafficdl_master.checkpoint import CheckpointError
-from trafficdl_master.state import CommitInfo
+from trafficdl_master.snapshot_store import CheckpointError
+from trafficdl_master.state import CommitInfo, Progress
 from trafficdl_master.validation import CommitRefused, check_header, check_values
 
 log = logging.getLogger("trafficdl.master")
@@ -53,6 +62,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
     def __init__(self, spec: RunSpec, center: Center) -> None:
         self.spec = spec
         self.center = center
+        self.frames = FrameCache()
         self.figures: dict[str, Any] | None = None
         # Called with the update counter before a commit is acknowledged (recovery.py).
         self.on_committed: Callable[[int], None] | None = None
@@ -67,19 +77,22 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
                 f"this master serves run {self.spec.run_id!r}, not {run_id!r}",
             )
 
-    def _centre_parts(self) -> tuple[int, pb.TensorInfo, list[bytes]]:
-        """Counter, tensor header and the centre's chunks as serialized chunk messages
-        (cut once per counter by Center.pull; streamed as they are, see add_to_server)."""
-        pulled = self.center.pull(self.spec.dist.wire_dtype, self.spec.dist.chunk_bytes)
-        metrics.PULLS.inc()
-        metrics.PULL_BYTES.inc(pulled.num_bytes)
-        info = pb.TensorInfo(
-            dtype=WIRE_ENUM[pulled.dtype],
-            num_elements=pulled.num_elements,
-            num_bytes=pulled.num_bytes,
-            model_version=self.spec.model_version,
+    def _centre(self) -> Frames:
+        """The centre's counter, header and chunk messages (cut once per counter under
+        the centre's lock, then shared by every pull: framing.FrameCache)."""
+        dist, version = self.spec.dist, self.spec.model_version
+        frames = self.center.read(
+            lambda counter, vector: self.frames.frames(
+                counter,
+                vector,
+                dtype=dist.wire_dtype,
+                chunk_bytes=dist.chunk_bytes,
+                model_version=version,
+            )
         )
-        return pulled.update_counter, info, pulled.messages
+        metrics.PULLS.inc()
+        metrics.PULL_BYTES.inc(frames.info.num_bytes)
+        return frames
 
     # --------------------------------------------------------------- rpcs
     def Register(
@@ -90,27 +103,29 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             rank = self.center.register(request.rank, request.worker_id, wait=context.is_active)
         except CenterError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        counter, info, parts = self._centre_parts()
+        frames = self._centre()
         w = self.center.state.workers[rank]
         yield pb.RegisterResponse(
             info=pb.RegisterInfo(
                 rank=rank,
                 world_size=self.center.state.world_size,
                 run_config_json=self.spec.to_json(),
-                update_counter=counter,
+                update_counter=frames.version,
                 resume_batches=w.acked_batches,  # last acknowledged commit, not heartbeats
-                tensor=info,
+                tensor=frames.info,
             )
         )
-        yield from parts  # serialized RegisterResponse{chunk} messages
+        yield from frames.messages  # serialized RegisterResponse{chunk} messages
 
     def Pull(
         self, request: pb.PullRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.PullResponse]:
         self._check_run(request.run_id, context)
-        counter, info, parts = self._centre_parts()
-        yield pb.PullResponse(header=pb.PullHeader(update_counter=counter, tensor=info))
-        yield from parts  # serialized PullResponse{chunk} messages
+        frames = self._centre()
+        yield pb.PullResponse(
+            header=pb.PullHeader(update_counter=frames.version, tensor=frames.info)
+        )
+        yield from frames.messages  # serialized PullResponse{chunk} messages
 
     def Commit(
         self, request_iterator: Iterator[pb.CommitRequest], context: grpc.ServicerContext
@@ -152,12 +167,14 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         else:
             yield from self._centre_messages(ack)
 
-    def PullOne(self, request: pb.PullRequest, context: grpc.ServicerContext) -> bytes:
+    def PullOne(self, request: pb.PullOneRequest, context: grpc.ServicerContext) -> bytes:
         """The centre's header and its one chunk in one message (a one-chunk model)."""
         self._check_run(request.run_id, context)
-        return self._centre_one(pb.ExchangeResponse(), context)
+        return self._centre_one(pb.PullOneResponse(), context)
 
-    def CommitOne(self, request: pb.ExchangeRequest, context: grpc.ServicerContext) -> Any:
+    def CommitOne(
+        self, request: pb.CommitOneRequest, context: grpc.ServicerContext
+    ) -> pb.CommitOneResponse | bytes:
         """A commit's header and its one chunk in one message; the ack, with the centre
         after the fold when `pull` is set and the commit is not final."""
         t0 = time.perf_counter()
@@ -165,22 +182,23 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a commit needs its header")
         ack = self._commit(request.header, iter(()), context, t0, request.chunk)
         if request.HasField("pull") and not request.header.final:
-            return self._centre_one(pb.ExchangeResponse(ack=ack), context)
-        return pb.ExchangeResponse(ack=ack)
+            return self._centre_one(pb.CommitOneResponse(ack=ack), context)
+        return pb.CommitOneResponse(ack=ack)
 
-    def _centre_one(self, head: pb.ExchangeResponse, context: grpc.ServicerContext) -> bytes:
-        counter, info, parts = self._centre_parts()
-        if len(parts) > 1:
+    def _centre_one(
+        self, head: pb.PullOneResponse | pb.CommitOneResponse, context: grpc.ServicerContext
+    ) -> bytes:
+        frames = self._centre()
+        if len(frames.messages) > 1:
             context.abort(grpc.StatusCode.OUT_OF_RANGE, "the centre is more than one chunk")
-        head.header.CopyFrom(pb.PullHeader(update_counter=counter, tensor=info))
-        return b"".join((head.SerializeToString(), *parts))
+        head.header.CopyFrom(pb.PullHeader(update_counter=frames.version, tensor=frames.info))
+        return one_message(head, frames.messages)
 
     def _centre_messages(self, head: pb.ExchangeResponse) -> Iterator[bytes]:
         """`head` with the centre's header and first chunk, then its other chunks."""
-        counter, info, parts = self._centre_parts()
-        head.header.CopyFrom(pb.PullHeader(update_counter=counter, tensor=info))
-        yield b"".join((head.SerializeToString(), parts[0] if parts else b""))
-        yield from parts[1:]  # serialized {chunk} messages: field 2 in ExchangeResponse too
+        frames = self._centre()
+        head.header.CopyFrom(pb.PullHeader(update_counter=frames.version, tensor=frames.info))
+        return head_and_chunks(head, frames.messages)
 
     def _commit(
         self,
@@ -276,11 +294,9 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             num_elements=self.center.state.vector.numel(),
         )
         try:
-            asm = Assembler(h.tensor, self.spec.model_version)
-            asm.add(first_chunk)
-            for msg in parts:
-                asm.add(msg if isinstance(msg, memoryview) else msg.chunk)
-            contribution = asm.tensor()
+            contribution = receive(
+                h.tensor, parts, expected_version=self.spec.model_version, first=first_chunk
+            )
         except TensorWireError as exc:
             raise CommitRefused("stream", str(exc)) from None
         check_values(contribution)
@@ -295,30 +311,30 @@ def status_message(
     spec: RunSpec, center: Center, figures: dict[str, Any] | None
 ) -> pb.StatusResponse:
     """Every StatusResponse field from the run's live state."""
-    p = center.progress(spec.train.epochs)
+    p: Progress = center.progress(spec.train.epochs)
     seconds = center.training_seconds()
     msg = pb.StatusResponse(
         run_id=spec.run_id,
-        phase=PHASE_ENUM[p["phase"]],
-        message=p["message"],
+        phase=PHASE_ENUM[p.phase],
+        message=p.message,
         model=spec.train.model,
         algorithm=ALGORITHM_ENUM[spec.dist.algorithm],
         world_size=spec.dist.workers,
-        workers_connected=p["connected"],
-        workers_finished=p["finished"],
-        workers_lost=p["lost"],
-        epoch=p["epoch"],
+        workers_connected=p.connected,
+        workers_finished=p.finished,
+        workers_lost=p.lost,
+        epoch=p.epoch,
         epochs=spec.train.epochs,
-        progress=p["progress"],
-        update_counter=p["update_counter"],
-        commits_total=p["commits_total"],
-        commits_rejected=p["commits_rejected"],
+        progress=p.ratio,
+        update_counter=p.update_counter,
+        commits_total=p.commits_total,
+        commits_rejected=p.commits_rejected,
         training_seconds=seconds,
-        wtpe_seconds=wtpe(seconds, p["mean_epoch"], center.done.is_set(), spec.train.epochs),
+        wtpe_seconds=p.wtpe(seconds),
         node_hours=spec.node_hours_of(seconds),
         cost=spec.cost_of(seconds),
         currency=spec.dist.currency,
-        restarts=p["restarts"],
+        restarts=p.restarts,
     )
     if figures:
         msg.figures.CopyFrom(
@@ -334,29 +350,6 @@ def status_message(
     return msg
 
 
-def wtpe(seconds: float, mean_epoch: float, done: bool, epochs: int) -> float:
-    """Wallclock time per epoch: T / epochs at the end, T / epochs reached so far before."""
-    if done:
-        return seconds / epochs
-    return seconds / mean_epoch if mean_epoch > 0 else 0.0
-
-
-def _serialize(message: Any) -> bytes:
-    """Pre-serialized chunk messages pass through; protobuf messages are serialized."""
-    return message if isinstance(message, bytes) else message.SerializeToString()
-
-
-def _chunk_or(message: Any) -> Callable[[bytes], Any]:
-    """A request deserializer: a chunk's bytes as a view of the received message (no
-    protobuf parse, no copy); any other message (a header) parsed as `message`."""
-
-    def parse(raw: bytes) -> Any:
-        payload = chunk_payload(raw)
-        return payload if payload is not None else message.FromString(raw)
-
-    return parse
-
-
 def add_to_server(servicer: ParameterServerServicer, server: grpc.Server) -> None:
     """Register the servicer like the generated `add_ParameterServerServicer_to_server`,
     except for the tensors: Register, Pull, Exchange and PullOne send pre-serialized
@@ -368,7 +361,7 @@ def add_to_server(servicer: ParameterServerServicer, server: grpc.Server) -> Non
     for method in service.methods:
         request = getattr(pb, method.input_type.name)
         streamed = method.name in ("Commit", "Exchange")
-        deserialize = _chunk_or(request) if streamed else request.FromString
+        deserialize = chunk_or(request) if streamed else request.FromString
         make = {
             (False, False): grpc.unary_unary_rpc_method_handler,
             (False, True): grpc.unary_stream_rpc_method_handler,
@@ -378,7 +371,7 @@ def add_to_server(servicer: ParameterServerServicer, server: grpc.Server) -> Non
         handlers[method.name] = make(
             getattr(servicer, method.name),
             request_deserializer=deserialize,
-            response_serializer=_serialize,
+            response_serializer=serialize,
         )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(service.full_name, handlers),)

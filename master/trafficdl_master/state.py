@@ -3,8 +3,8 @@
 `CenterState` is everything a restarted master needs (flat centre vector,
 update counter, per-rank progress, training time so far, history), with
 `snapshot()`/`restore()` for the atomic checkpoints (recovery.py).
-`WorkerProgress` is one rank's progress; `CommitInfo`, `CommitResult` and
-`Pulled` are what `Center` (center.py) takes and gives per commit and pull.
+`WorkerProgress` is one rank's progress; `CommitInfo` and `CommitResult` are
+what `Center` (center.py) takes and gives per commit, `Progress` what it reports.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+
+from trafficdl import cost
 
 
 @dataclass
@@ -60,17 +62,33 @@ class CommitResult:
 
 
 @dataclass(frozen=True)
-class Pulled:
-    """The centre as served at one counter: wire chunks ready to stream."""
+class Progress:
+    """The run's counts and progress at one moment (Center.progress): what the Status
+    rpc, the Prometheus gauges, checkpoints and run.json read."""
 
+    phase: str
+    message: str
+    connected: int
+    finished: int
+    lost: int
+    epoch: float  # slowest rank's fractional epoch (the planned epochs once done)
+    mean_epoch: float
+    ratio: float  # 0..1, the ranks' mean share of their planned epochs
+    done: bool
+    epochs: int  # planned
     update_counter: int
-    dtype: str
-    num_elements: int
-    num_bytes: int
-    chunks: list[bytes] | list[memoryview]
-    # The same chunks serialized as `{chunk: ...}` messages (tensors.chunk_messages);
-    # `chunks` are views into them.
-    messages: list[bytes] = field(default_factory=list)
+    commits_total: int
+    commits_rejected: int
+    samples_done: int
+    loss: float  # mean of the ranks' last reported training loss (NaN before any)
+    accuracy: float
+    restarts: int
+
+    def wtpe(self, seconds: float) -> float:
+        """Wallclock time per epoch: T / epochs at the end, T / epochs reached so far before."""
+        if self.done:
+            return cost.wtpe(seconds, self.epochs)
+        return seconds / self.mean_epoch if self.mean_epoch > 0 else 0.0
 
 
 @dataclass

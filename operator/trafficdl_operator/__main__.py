@@ -11,13 +11,18 @@ import sys
 
 import typer
 
+from trafficdl.errors import TrafficdlError
 from trafficdl_operator import cli
 
 
 def main() -> None:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     cli.register(app)
-    app(prog_name="python -m trafficdl_operator")
+    try:
+        app(prog_name="python -m trafficdl_operator")
+    except TrafficdlError as exc:  # a user error: one line, exit 2, as `trafficdl` does
+        print(f"trafficdl operator: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from typing import Any
 
 from trafficdl.rpc.security import generate_token
 from trafficdl_operator import contract as c
+from trafficdl_operator.job_spec import JobSpec, PodTemplate
 from trafficdl_operator.settings import Settings
-from trafficdl_operator.spec import JobSpec, PodTemplate
 from trafficdl_operator.tls import ROLE_FILES
 
 

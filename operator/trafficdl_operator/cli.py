@@ -4,11 +4,10 @@ The command lives in the operator package and reaches the `trafficdl` CLI
 through the `trafficdl.commands` entry point (pyproject.toml), so the core
 library never imports the operator.
 
-Flags are turned into the operator's TRAFFICDL_OPERATOR_* settings before
-trafficdl_operator.main is imported (its timer interval is fixed when kopf
-registers the handler), then kopf runs in this process, as `kopf run -m
-trafficdl_operator.main` would. kopf is imported lazily so the rest of the CLI
-works without the `operator` extra.
+Flags are turned into the operator's TRAFFICDL_OPERATOR_* environment, which
+the operator's startup handler reads (trafficdl_operator.settings), then kopf
+runs in this process, as `kopf run -m trafficdl_operator.main` would. kopf is
+imported lazily so the rest of the CLI works without the `operator` extra.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from typing import Annotated
 import typer
 
 from trafficdl.errors import TrafficdlError
+from trafficdl_operator.settings import Settings
 
 
 def _set(name: str, value: object | None) -> None:
@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
         _set("WORKER_IMAGE", worker_image)
         _set("RECONCILE_INTERVAL", reconcile_interval)
         _set("METRICS_PORT", metrics_port)
+        Settings.from_env()  # a bad value is a one-line error here, before kopf starts
         import trafficdl_operator.main  # noqa: F401  (registers the handlers)
 
         env_ns = [n for n in os.environ.get("TRAFFICDL_OPERATOR_NAMESPACES", "").split(",") if n]

@@ -13,6 +13,10 @@ delete pods, post Events, write status, delete the job after its TTL.
 Level-triggered, so spec changes (workers, suspend) take effect at the next
 tick and an operator restart loses nothing. Run with `trafficdl operator` or
 `kopf run -m trafficdl_operator.main`.
+
+Settings (trafficdl_operator.settings) are read from the environment by the
+startup handler `configure` and kept in kopf's memo, never at import: importing
+this module registers handlers and reads nothing.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from trafficdl_operator import builders, metrics, tls
 from trafficdl_operator import contract as c
 from trafficdl_operator import reconcile as rec
 from trafficdl_operator import status as s
+from trafficdl_operator.job_spec import JobSpec, SpecError, parse
 from trafficdl_operator.kube import CreateRejected, Kube, load_config
 from trafficdl_operator.masterclient import fetch_status
-from trafficdl_operator.settings import Settings
-from trafficdl_operator.spec import JobSpec, SpecError, parse
+from trafficdl_operator.settings import Settings, SettingsError
 
-SETTINGS = Settings.from_env()
 log = logging.getLogger(__name__)
+# The interval the `reconcile` timer was registered with, once a startup has registered it.
+_timer_interval: float | None = None
 
 
 @contextlib.contextmanager
@@ -56,6 +61,10 @@ def _measured(handler: str) -> Iterator[None]:
 
 @kopf.on.startup(id="configure")
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    try:
+        memo.settings = Settings.from_env()
+    except SettingsError as exc:  # stop the operator: retrying cannot fix the environment
+        raise kopf.PermanentError(str(exc)) from exc
     # Keep kopf's bookkeeping under our own prefix, visible as trafficdl.io annotations.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="trafficdl.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="trafficdl.io")
@@ -73,9 +82,29 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     load_config()
     memo.kube = Kube()
     memo.tls_files = tls.ClientFiles()
-    if SETTINGS.metrics_port:
-        memo.metrics_server = metrics.start_server(SETTINGS.metrics_port,
-                                                   addr=SETTINGS.metrics_addr)
+    _register_reconcile(memo.settings.reconcile_interval)
+    if memo.settings.metrics_port:
+        memo.metrics_server = metrics.start_server(memo.settings.metrics_port,
+                                                   addr=memo.settings.metrics_addr)
+
+
+def _register_reconcile(interval: float) -> None:
+    """Register the `reconcile` timer with the configured interval.
+
+    kopf fixes a timer's interval when the timer is registered, and the interval is a
+    setting read at startup: so the first startup of the process registers it (before any
+    job is watched: kopf starts watching only once the startup handlers have returned).
+    An operator started again in the same process (tests) keeps that interval; a
+    different one is logged, not silently dropped.
+    """
+    global _timer_interval
+    if _timer_interval is None:
+        kopf.timer(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", interval=interval)(reconcile)
+        _timer_interval = interval
+    elif interval != _timer_interval:
+        log.warning("reconcile interval %g s ignored: this process registered the timer "
+                    "with %g s (kopf fixes a timer's interval at registration)",
+                    interval, _timer_interval)
 
 
 @kopf.on.cleanup(id="cleanup")
@@ -118,7 +147,7 @@ def _ensure_tls(body: kopf.Body, job: JobSpec, memo: kopf.Memo, namespace: str,
     if job.security.insecure:
         return None
     kube: Kube = memo.kube
-    now, renew = datetime.now(UTC), timedelta(hours=SETTINGS.cert_renew_before_hours)
+    now, renew = datetime.now(UTC), timedelta(hours=memo.settings.cert_renew_before_hours)
     data = memo.get("tls")
     if tls.needs_issue(data, now, renew):
         data = kube.read_secret(namespace, c.tls_secret_name(name))
@@ -128,11 +157,12 @@ def _ensure_tls(body: kopf.Body, job: JobSpec, memo: kopf.Memo, namespace: str,
     ca_name = job.security.ca_secret_name
     authority = tls.load_authority(kube.read_secret(namespace, ca_name), ca_name) \
         if ca_name else None
-    fresh = tls.issue(name, namespace, timedelta(hours=SETTINGS.cert_lifetime_hours), authority)
+    lifetime = timedelta(hours=memo.settings.cert_lifetime_hours)
+    fresh = tls.issue(name, namespace, lifetime, authority)
     until = f"{tls.expires(fresh):%Y-%m-%d %H:%M} UTC"
     if tls.needs_issue(fresh, now, renew):
         raise tls.TlsError(f"the job's certificates would expire at {until}, within the "
-                           f"{SETTINGS.cert_renew_before_hours:g} h renewal window: the CA "
+                           f"{memo.settings.cert_renew_before_hours:g} h renewal window: the CA "
                            "expires too soon")
     secret = tls.build_secret(name, fresh)
     kopf.adopt(secret, owner=body)
@@ -159,9 +189,10 @@ def _poll_master(kube: Kube, memo: kopf.Memo, namespace: str, name: str,
     token = _token(kube, memo, namespace, name)
     if not token:
         return None
-    addr = SETTINGS.master_addr_override or c.master_addr(name, namespace)
+    addr = memo.settings.master_addr_override or c.master_addr(name, namespace)
     client = memo.tls_files.client_tls(namespace, name, tls_data) if tls_data else None
-    fields = fetch_status(addr, str(status.get("runId")), token, SETTINGS.status_timeout, client)
+    fields = fetch_status(addr, str(status.get("runId")), token, memo.settings.status_timeout,
+                          client)
     metrics.STATUS_POLLS.labels(outcome="ok" if fields else "unavailable").inc()
     return fields
 
@@ -189,7 +220,7 @@ def _reconcile(body: kopf.Body, job: JobSpec, status: dict[str, Any], memo: kopf
                                                tls_data),
                            now=datetime.now(UTC),
                            tls_id=tls.fingerprint(tls_data) if tls_data else None)
-        plan = rec.plan(obs, SETTINGS)
+        plan = rec.plan(obs, memo.settings)
         kopf.adopt(plan.create, owner=body)
         try:
             for child in plan.create:
@@ -199,7 +230,7 @@ def _reconcile(body: kopf.Body, job: JobSpec, status: dict[str, Any], memo: kopf
                           str(exc), obs.generation)
             return
         for pod in dict.fromkeys(plan.delete_pods):
-            kube.delete_pod(namespace, pod, SETTINGS.pod_grace_seconds)
+            kube.delete_pod(namespace, pod, memo.settings.pod_grace_seconds)
         for kind, reason, message in plan.events:
             kopf.event(body, type=kind, reason=reason, message=message)
             if reason in ("MasterRestarted", "WorkerRestarted"):
@@ -226,7 +257,7 @@ def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, nam
             problem = c.job_name_problem(name)  # where the schema's CEL rule is not enforced
             if problem:
                 raise SpecError(problem)
-            job = parse(copy.deepcopy(dict(spec)), allow_host_path=SETTINGS.allow_host_path)
+            job = parse(copy.deepcopy(dict(spec)), allow_host_path=memo.settings.allow_host_path)
         except SpecError as exc:
             _fail_invalid(body, patch, memo, current, uid, str(exc), generation)
             return
@@ -264,7 +295,6 @@ def create(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, name: str, nam
         _reconcile(body, job, current, memo, patch)
 
 
-@kopf.timer(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", interval=SETTINGS.reconcile_interval)
 def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, uid: str, meta: kopf.Meta,
               patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     current = {**copy.deepcopy(dict(status)), **copy.deepcopy(memo.get("status") or {})}
@@ -272,7 +302,7 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, uid: str, m
         return  # `create` has not finished yet, or the job is finished and cleaned up
     with _measured("reconcile"):
         try:
-            job = parse(copy.deepcopy(dict(spec)), allow_host_path=SETTINGS.allow_host_path)
+            job = parse(copy.deepcopy(dict(spec)), allow_host_path=memo.settings.allow_host_path)
         except SpecError as exc:
             if current.get("phase") not in c.TERMINAL_PHASES:
                 _fail_invalid(body, patch, memo, current, uid, str(exc),

@@ -17,8 +17,8 @@ from typing import Any
 from trafficdl_operator import builders
 from trafficdl_operator import contract as c
 from trafficdl_operator import status as s
+from trafficdl_operator.job_spec import JobSpec
 from trafficdl_operator.settings import Settings
-from trafficdl_operator.spec import JobSpec
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,26 @@
 """Operator settings, read once from the environment (flags of `trafficdl operator` set them).
 
 Everything an administrator may tune lives here with its reason, so the Helm
-chart, the docs and the tests agree on one list. Values are read at import of
-`trafficdl_operator.main` (kopf's timer intervals are fixed at registration).
+chart, the docs and the tests agree on one list. Values are read when the operator
+starts (the startup handler of `trafficdl_operator.main`), never at import.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from trafficdl import __version__
+from trafficdl.errors import TrafficdlError
 
 ENV_PREFIX = "TRAFFICDL_OPERATOR_"
+T = TypeVar("T")
+
+
+class SettingsError(TrafficdlError):
+    """A TRAFFICDL_OPERATOR_* variable that does not parse."""
 
 
 @dataclass(frozen=True)
@@ -47,24 +55,38 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """The settings from TRAFFICDL_OPERATOR_* variables (defaults for those unset).
+        Raises SettingsError, naming the variable, when one does not parse."""
         env = dict(os.environ if env is None else env)
-
-        def get(name: str, default: object) -> str:
-            return env.get(ENV_PREFIX + name, str(default))
-
         d = cls()
+
+        def get(name: str, default: T, kind: Callable[[str], T]) -> T:
+            raw = env.get(ENV_PREFIX + name)
+            if raw is None:
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise SettingsError(f"{ENV_PREFIX}{name}={raw!r} is not a valid "
+                                    f"{getattr(kind, '__name__', 'value')}") from None
+
         return cls(
-            master_image=get("MASTER_IMAGE", d.master_image),
-            worker_image=get("WORKER_IMAGE", d.worker_image),
-            reconcile_interval=float(get("RECONCILE_INTERVAL", d.reconcile_interval)),
-            status_timeout=float(get("STATUS_TIMEOUT", d.status_timeout)),
-            metrics_port=int(get("METRICS_PORT", d.metrics_port)),
-            metrics_addr=get("METRICS_ADDR", d.metrics_addr),
-            master_addr_override=get("MASTER_ADDR_OVERRIDE", d.master_addr_override),
-            master_linger_seconds=float(get("MASTER_LINGER_SECONDS", d.master_linger_seconds)),
-            pod_grace_seconds=int(get("POD_GRACE_SECONDS", d.pod_grace_seconds)),
-            allow_host_path=get("ALLOW_HOST_PATH", "false").strip().lower() in ("1", "true"),
-            cert_lifetime_hours=float(get("CERT_LIFETIME_HOURS", d.cert_lifetime_hours)),
-            cert_renew_before_hours=float(get("CERT_RENEW_BEFORE_HOURS",
-                                              d.cert_renew_before_hours)),
+            master_image=get("MASTER_IMAGE", d.master_image, str),
+            worker_image=get("WORKER_IMAGE", d.worker_image, str),
+            reconcile_interval=get("RECONCILE_INTERVAL", d.reconcile_interval, float),
+            status_timeout=get("STATUS_TIMEOUT", d.status_timeout, float),
+            metrics_port=get("METRICS_PORT", d.metrics_port, int),
+            metrics_addr=get("METRICS_ADDR", d.metrics_addr, str),
+            master_addr_override=get("MASTER_ADDR_OVERRIDE", d.master_addr_override, str),
+            master_linger_seconds=get("MASTER_LINGER_SECONDS", d.master_linger_seconds, float),
+            pod_grace_seconds=get("POD_GRACE_SECONDS", d.pod_grace_seconds, int),
+            allow_host_path=get("ALLOW_HOST_PATH", d.allow_host_path, _flag),
+            cert_lifetime_hours=get("CERT_LIFETIME_HOURS", d.cert_lifetime_hours, float),
+            cert_renew_before_hours=get("CERT_RENEW_BEFORE_HOURS", d.cert_renew_before_hours,
+                                        float),
         )
+
+
+def _flag(raw: str) -> bool:
+    """A boolean setting: 1/true on (any case), anything else off."""
+    return raw.strip().lower() in ("1", "true")

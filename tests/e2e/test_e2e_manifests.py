@@ -30,7 +30,7 @@ from e2e_support import (
     skip_reason,
 )
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from trafficdl_operator.spec import parse
+from trafficdl_operator.job_spec import parse
 
 CRD = yaml.safe_load((REPO / "charts/trafficdl/crds/traffictrainingjobs.trafficdl.io.yaml")
                      .read_text())

@@ -143,7 +143,7 @@ def train(
         raise TrafficdlError(f"train: unknown setting(s) {', '.join(sorted(unknown))}")
     reporter = None
     if progress:
-        from trafficdl.training.progress import RichReporter
+        from trafficdl.training.progress_bar import RichReporter
 
         reporter = RichReporter()
     result = run_training(_path(dataset), cfg, dist, out, preset=preset, reporter=reporter,

@@ -129,7 +129,7 @@ def sweep(
     if on == "local":
         runner = runners.local_runner()
     elif on == "kubernetes":
-        from trafficdl.study.kube import KubeSettings, make_api
+        from trafficdl.study.cluster_jobs import KubeSettings, make_api
 
         if not claim or not dataset_path:
             raise TrafficdlError("--on kubernetes needs --claim and --dataset-path")
@@ -148,7 +148,7 @@ def sweep(
         r for r in records if not r.done and not any(o.done and o.key == r.key for o in records)
     ]
     if report:
-        from trafficdl.study.report import write_report
+        from trafficdl.study.html_report import write_report
 
         typer.echo(f"report: {write_report(out)}")
     if failed:
@@ -165,8 +165,8 @@ def report(
 ) -> None:
     """Write the self-contained HTML report (figures, tables, environment) of a sweep."""
     from trafficdl.study import figures as figs
+    from trafficdl.study.html_report import write_report
     from trafficdl.study.records import read_records, summarize
-    from trafficdl.study.report import write_report
 
     path = write_report(directory, output)
     typer.echo(f"report: {path}")

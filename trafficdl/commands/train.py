@@ -58,7 +58,7 @@ def _emit_json(data: Any) -> None:
 
 
 def _reporter(quiet: bool, json_out: bool) -> Any:
-    from trafficdl.training.progress import NullReporter, RichReporter
+    from trafficdl.training.progress_bar import NullReporter, RichReporter
 
     return NullReporter() if quiet or json_out else RichReporter()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from trafficdl.config import ConfigError, DistConfig, TrainConfig, from_dict, to_dict
 from trafficdl.cost import cost, node_hours, spans_cost, spans_node_hours
-from trafficdl.distributed import elastic
+from trafficdl.distributed import rescale_math
 
 
 def check_dist_config(dist: DistConfig) -> None:
@@ -84,15 +84,15 @@ class RunSpec:
 
     def cost_of(self, seconds: float) -> float:
         """C = (ρ·N + ρ_M)·T for this run's world size and prices; across rescales
-        ∫ (ρ·N(t) + ρ_M) dt (trafficdl.distributed.elastic)."""
+        ∫ (ρ·N(t) + ρ_M) dt (trafficdl.distributed.rescale_math)."""
         d = self.dist
         if self.rescales:
-            spans = elastic.world_spans(self.rescales, d.workers, seconds)
+            spans = rescale_math.world_spans(self.rescales, d.workers, seconds)
             return spans_cost(spans, d.worker_price, d.master_price)
         return cost(d.workers, seconds, d.worker_price, d.master_price)
 
     def node_hours_of(self, seconds: float) -> float:
         if self.rescales:
-            spans = elastic.world_spans(self.rescales, self.dist.workers, seconds)
+            spans = rescale_math.world_spans(self.rescales, self.dist.workers, seconds)
             return spans_node_hours(spans)
         return node_hours(self.dist.workers, seconds)

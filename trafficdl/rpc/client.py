@@ -20,39 +20,20 @@ import torch
 
 from trafficdl.errors import TrafficdlError
 from trafficdl.rpc import security
-from trafficdl.rpc.retry import RETRYABLE_CODES
-from trafficdl.rpc.tensors import (
-    DEFAULT_CHUNK_BYTES,
-    Assembler,
+from trafficdl.rpc.framing import (
+    SERVICE,
     chunk_messages,
-    chunk_payload,
-    encode,
+    head_and_chunks,
+    one_message,
+    receive,
+    serialize,
 )
+from trafficdl.rpc.retry import RETRYABLE_CODES
+from trafficdl.rpc.tensors import DEFAULT_CHUNK_BYTES, encode
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl.rpc.v1 import parameter_server_pb2_grpc as pb_grpc
 
-SERVICE = "/trafficdl.rpc.v1.ParameterServer/"
-
-
-def _serialize(message: bytes | Any) -> bytes:
-    """Pre-serialized chunk messages pass through; protobuf messages are serialized."""
-    return message if isinstance(message, bytes) else message.SerializeToString()
-
-
-def _receive(
-    stream: Iterator[bytes],
-    info: pb.TensorInfo,
-    expected_version: str,
-    message: Any,
-) -> torch.Tensor:
-    """The tensor announced by `info` from a stream of serialized `message` chunks."""
-    asm = Assembler(info, expected_version)
-    for raw in stream:
-        payload = chunk_payload(raw)
-        if payload is None:  # not the plain framing: let protobuf read it
-            payload = memoryview(message.FromString(raw).chunk)
-        asm.add(payload)
-    return asm.tensor()
+CentreHead = pb.ExchangeResponse | pb.PullOneResponse | pb.CommitOneResponse
 
 
 def _drain(stream: Iterator[bytes]) -> None:
@@ -68,14 +49,6 @@ def _next(stream: Iterator[bytes], part: str) -> pb.ExchangeResponse:
     if msg is None or not msg.HasField(part):
         raise MasterUnavailable(f"exchange stream broke its order: expected {part}")
     return msg
-
-
-def _head_and_chunks(head: Any, data: bytes | memoryview, chunk_bytes: int) -> Iterator[bytes]:
-    """`head` serialized with the first chunk of `data` in the same message, then the
-    other chunks (serialized messages concatenated merge into one message)."""
-    parts = chunk_messages(data, chunk_bytes)
-    yield b"".join((head.SerializeToString(), next(parts, b"")))
-    yield from parts
 
 
 class MasterUnavailable(TrafficdlError):
@@ -135,23 +108,14 @@ class ExchangeFailed(TrafficdlError):
         self.ack = ack
 
     @property
-    def unimplemented(self) -> bool:
-        """The master predates the Exchange rpc: use Pull and Commit from now on."""
-        return self.cause.code() == grpc.StatusCode.UNIMPLEMENTED
-
-    @property
     def finishable(self) -> bool:
-        """Worth finishing with Pull and Commit: no Exchange rpc, a transient error, or
-        a master that asks the rank to register again. Anything else (a refused
-        commit, a wrong run) would be refused again: the caller raises `cause`."""
+        """Worth finishing with Pull and Commit: a transient error, or a master that asks
+        the rank to register again. Anything else (a refused commit, a wrong run, an rpc
+        the master lacks) would fail again: the caller raises `cause`."""
         code = self.cause.code()
-        return (
-            self.unimplemented
-            or code in RETRYABLE_CODES
-            or (
-                code == grpc.StatusCode.FAILED_PRECONDITION
-                and "register again" in (self.cause.details() or "")
-            )
+        return code in RETRYABLE_CODES or (
+            code == grpc.StatusCode.FAILED_PRECONDITION
+            and "register again" in (self.cause.details() or "")
         )
 
 
@@ -180,31 +144,33 @@ class ParameterServerClient:
         )
         self.stub = pb_grpc.ParameterServerStub(self.channel)
         # The tensor-carrying calls read and write chunk messages as raw bytes
-        # (tensors.chunk_messages / chunk_payload): same wire bytes, fewer copies.
+        # (framing.py): same wire bytes, fewer copies.
         self._register = self.channel.unary_stream(
-            SERVICE + "Register", request_serializer=_serialize, response_deserializer=None
+            SERVICE + "Register", request_serializer=serialize, response_deserializer=None
         )
         self._pull = self.channel.unary_stream(
-            SERVICE + "Pull", request_serializer=_serialize, response_deserializer=None
+            SERVICE + "Pull", request_serializer=serialize, response_deserializer=None
         )
         self._commit = self.channel.stream_unary(
             SERVICE + "Commit",
-            request_serializer=_serialize,
+            request_serializer=serialize,
             response_deserializer=pb.CommitResponse.FromString,
         )
         self._exchange = self.channel.stream_stream(
-            SERVICE + "Exchange", request_serializer=_serialize, response_deserializer=None
+            SERVICE + "Exchange", request_serializer=serialize, response_deserializer=None
         )
-        # One-chunk models: the exchange as unary calls, while the master offers them.
-        self.one_calls = True
         self._pull_one, self._commit_one = (
             self.channel.unary_unary(
-                SERVICE + name,
-                request_serializer=_serialize,
-                response_deserializer=pb.ExchangeResponse.FromString,
+                SERVICE + name, request_serializer=serialize, response_deserializer=reply.FromString
             )
-            for name in ("PullOne", "CommitOne")
+            for name, reply in (
+                ("PullOne", pb.PullOneResponse),
+                ("CommitOne", pb.CommitOneResponse),
+            )
         )
+        # A one-chunk model's window as the unary PullOne/CommitOne calls (cheaper on
+        # both ends); False: the streaming Exchange call instead (bench_exchange compares).
+        self.one_calls = True
 
     def close(self) -> None:
         self.channel.close()
@@ -223,7 +189,7 @@ class ParameterServerClient:
             pb.RegisterRequest(run_id=self.run_id, rank=rank, worker_id=worker_id)
         )
         info = pb.RegisterResponse.FromString(next(stream)).info
-        center = _receive(stream, info.tensor, "", pb.RegisterResponse)
+        center = receive(info.tensor, stream, message=pb.RegisterResponse)
         self.model_version = info.tensor.model_version
         return Registration(
             rank=info.rank,
@@ -239,7 +205,9 @@ class ParameterServerClient:
     def pull(self, rank: int) -> Pulled:
         stream = self._pull(pb.PullRequest(run_id=self.run_id, rank=rank))
         header = pb.PullResponse.FromString(next(stream)).header
-        center = _receive(stream, header.tensor, self.model_version, pb.PullResponse)
+        center = receive(
+            header.tensor, stream, message=pb.PullResponse, expected_version=self.model_version
+        )
         return Pulled(header.update_counter, center, header.tensor.num_bytes)
 
     def commit(
@@ -266,41 +234,36 @@ class ParameterServerClient:
         *,
         one_chunk: bool = False,
     ) -> Exchanged:
-        """One Exchange call, pull first (elastic rules): receive the centre, commit
+        """One window, pull first (elastic rules): receive the centre, commit
         `contribution_of(centre)` against its counter, return the ack. Raises
-        ExchangeFailed when the call breaks off (after it, nothing is pending).
-        `one_chunk`: the vector fits one chunk, so PullOne + CommitOne do it (an
-        Exchange call when the master answers them UNIMPLEMENTED)."""
+        ExchangeFailed when a call breaks off (after it, nothing is pending).
+        `one_chunk`: the vector fits one chunk, so PullOne + CommitOne do it;
+        otherwise one streaming Exchange call."""
         header.run_id = self.run_id
         if one_chunk and self.one_calls:
             pulled = contribution = None
             try:
-                first = self._pull_one(pb.PullRequest(run_id=self.run_id, rank=rank))
-                center = self._centre(first, iter(()))
-                pulled = Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
-                contribution = contribution_of(center)
+                first = self._pull_one(pb.PullOneRequest(run_id=self.run_id, rank=rank))
+                pulled = self._pulled(first, ())
+                contribution = contribution_of(pulled.center)
                 header.based_on_counter = pulled.update_counter
                 return self._commit_once(contribution, header, pulled, pull=False)
             except grpc.RpcError as exc:
-                if pulled is not None or exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    raise ExchangeFailed(exc, pulled=pulled, contribution=contribution) from exc
-                self.one_calls = False  # an older master: its Exchange rpc from now on
+                raise ExchangeFailed(exc, pulled=pulled, contribution=contribution) from exc
         # The request stream is fed as the exchange goes (grpc reads it from a thread).
         requests: SimpleQueue[Iterable[Any] | None] = SimpleQueue()
         requests.put([pb.ExchangeRequest(pull=pb.PullRequest(run_id=self.run_id, rank=rank))])
         call = self._exchange(itertools.chain.from_iterable(iter(requests.get, None)))
         pulled = contribution = None
         try:
-            first = _next(call, "header")
-            center = self._centre(first, call, exact=True)
-            pulled = Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
-            contribution = contribution_of(center)
+            pulled = self._pulled(_next(call, "header"), call, exact=True)
+            contribution = contribution_of(pulled.center)
             enc = encode(contribution, self.wire_dtype, copy=False)
-            header.based_on_counter = first.header.update_counter
+            header.based_on_counter = pulled.update_counter
             header.tensor.CopyFrom(enc.info(self.model_version))
             t0 = time.perf_counter()
             head = pb.ExchangeRequest(header=header)
-            requests.put(_head_and_chunks(head, enc.data, self.chunk_bytes))
+            requests.put(head_and_chunks(head, chunk_messages(enc.data, self.chunk_bytes)))
             requests.put(None)
             ack = _next(call, "ack").ack
             seconds = time.perf_counter() - t0
@@ -322,40 +285,37 @@ class ParameterServerClient:
         header.run_id = self.run_id
         header.tensor.CopyFrom(enc.info(self.model_version))
         t0 = time.perf_counter()
-        head = pb.ExchangeRequest(header=header)
+        head = pb.CommitOneRequest(header=header)
         if pull:
             head.pull.CopyFrom(pb.PullRequest(run_id=self.run_id, rank=header.rank))
-        first = self._commit_one(next(_head_and_chunks(head, enc.data, self.chunk_bytes)))
+        first = self._commit_one(one_message(head, chunk_messages(enc.data, self.chunk_bytes)))
         seconds = time.perf_counter() - t0
         if not first.HasField("ack"):
             raise MasterUnavailable("CommitOne answered without an ack")
         if pull and not header.final:
             if not first.HasField("header"):
                 raise MasterUnavailable("exchange ack came without the centre")
-            center = self._centre(first, iter(()))
-            pulled = Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
+            pulled = self._pulled(first, ())
         return Exchanged(first.ack, pulled, vector, enc.num_bytes, seconds)
 
     def commit_and_pull(
         self, vector: torch.Tensor, header: pb.CommitHeader, *, one_chunk: bool = False
     ) -> Exchanged:
-        """One Exchange call, commit first (delta rules): send `vector` with `header`,
-        receive the ack and then (unless `header.final`) the centre after the fold.
-        Raises ExchangeFailed when the call breaks off. `one_chunk`: one CommitOne
-        call instead (as pull_and_commit)."""
+        """One window, commit first (delta rules): send `vector` with `header`, receive
+        the ack and then (unless `header.final`) the centre after the fold. Raises
+        ExchangeFailed when the call breaks off. `one_chunk`: one CommitOne call,
+        otherwise one streaming Exchange call."""
         if one_chunk and self.one_calls:
             try:
                 return self._commit_once(vector, header, None, pull=True)
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    raise ExchangeFailed(exc, contribution=vector) from exc
-                self.one_calls = False  # nothing was committed: the Exchange rpc
+                raise ExchangeFailed(exc, contribution=vector) from exc
         enc = encode(vector, self.wire_dtype, copy=False)
         header.run_id = self.run_id
         header.tensor.CopyFrom(enc.info(self.model_version))
         t0 = time.perf_counter()
         head = pb.ExchangeRequest(header=header)
-        call = self._exchange(_head_and_chunks(head, enc.data, self.chunk_bytes))
+        call = self._exchange(head_and_chunks(head, chunk_messages(enc.data, self.chunk_bytes)))
         ack = None
         try:
             first = _next(call, "ack")
@@ -365,8 +325,7 @@ class ParameterServerClient:
             if not header.final:
                 if not first.HasField("header"):
                     raise MasterUnavailable("exchange ack came without the centre")
-                center = self._centre(first, call)
-                pulled = Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
+                pulled = self._pulled(first, call)
             _drain(call)
             return Exchanged(ack, pulled, vector, enc.num_bytes, seconds)
         except grpc.RpcError as exc:
@@ -375,28 +334,27 @@ class ParameterServerClient:
             call.cancel()
             raise
 
-    def _centre(
-        self, first: pb.ExchangeResponse, stream: Iterator[bytes], *, exact: bool = False
-    ) -> torch.Tensor:
+    def _pulled(self, first: CentreHead, stream: Iterable[bytes], *, exact: bool = False) -> Pulled:
         """The centre whose header and first chunk came in `first`; the rest from `stream`."""
-        asm = Assembler(first.header.tensor, self.model_version)
-        asm.add(first.chunk)
-        if not exact or asm.filled < len(asm.buffer):
-            for raw in stream:
-                payload = chunk_payload(raw)
-                if payload is None:  # not the plain framing: let protobuf read it
-                    payload = memoryview(pb.ExchangeResponse.FromString(raw).chunk)
-                asm.add(payload)
-                if exact and asm.filled == len(asm.buffer):
-                    break
-        return asm.tensor()
+        center = receive(
+            first.header.tensor,
+            stream,
+            message=pb.ExchangeResponse,
+            expected_version=self.model_version,
+            first=first.chunk,
+            exact=exact,
+        )
+        return Pulled(first.header.update_counter, center, first.header.tensor.num_bytes)
 
-    def heartbeat(self, rank: int, epoch: float, batches_done: int) -> pb.HeartbeatResponse:
+    def heartbeat(
+        self, rank: int, epoch: float, batches_done: int, *, timeout: float = 30.0
+    ) -> pb.HeartbeatResponse:
+        """Tell the master this rank is alive and how far it got (between commits)."""
         return self.stub.Heartbeat(
             pb.HeartbeatRequest(
                 run_id=self.run_id, rank=rank, epoch=epoch, batches_done=batches_done
             ),
-            timeout=30,
+            timeout=timeout,
         )
 
     def leave(self, rank: int, reason: str = "") -> None:

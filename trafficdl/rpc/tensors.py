@@ -3,7 +3,8 @@
 A model travels as one flat float32 vector (all parameters in a fixed order),
 encoded as raw bytes of the wire dtype (float32, or float16/bfloat16 to halve
 the bytes) and cut into chunks no larger than `chunk_bytes` (1 MiB default) so
-a 23 MB CNN never meets gRPC's 4 MiB message limit.
+a 23 MB CNN never meets gRPC's 4 MiB message limit. How the chunks are framed
+in messages is framing.py's business.
 
 Copies are kept to what protobuf forces: encoding makes one `bytes` object
 (none extra for float32 beyond the tensor->bytes copy), each chunk is one
@@ -117,61 +118,6 @@ def chunks(data: bytes | memoryview, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> 
         yield bytes(view[start : start + chunk_bytes])
 
 
-# A chunk message (`RegisterResponse`, `PullResponse` and `CommitRequest` alike) is
-# field 2 of its oneof, length-delimited: tag byte 0x12, a varint length, the bytes.
-# Writing and reading that framing here instead of through protobuf saves two
-# copies of every chunk per side (message construction and serialization on the
-# sender; parse and the `.chunk` accessor on the receiver). The bytes on the wire
-# are exactly what protobuf writes, so either end may still use generated stubs.
-CHUNK_TAG = 0x12
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def chunk_messages(
-    data: bytes | memoryview, chunk_bytes: int = DEFAULT_CHUNK_BYTES
-) -> Iterator[bytes]:
-    """Like `chunks`, but each one already serialized as a `{chunk: ...}` message.
-
-    One copy per chunk (from `data` into the message), no protobuf object.
-    """
-    if chunk_bytes < 1:
-        raise ValueError("chunk_bytes must be >= 1")
-    view = memoryview(data).cast("B")
-    tag = bytes((CHUNK_TAG,))
-    for start in range(0, view.nbytes, chunk_bytes):
-        part = view[start : start + chunk_bytes]
-        yield b"".join((tag, _varint(part.nbytes), part))
-
-
-def chunk_payload(message: bytes) -> memoryview | None:
-    """The bytes of a serialized `{chunk: ...}` message as a view (no copy).
-
-    None when `message` is anything else (a header, or a chunk message with
-    extra fields): the caller then parses it with protobuf.
-    """
-    if not message or message[0] != CHUNK_TAG:
-        return None
-    length, shift, pos = 0, 0, 1
-    while pos < len(message) and shift < 64:
-        byte = message[pos]
-        pos += 1
-        length |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if pos + length != len(message):
-                return None
-            return memoryview(message)[pos:]
-        shift += 7
-    return None
-
-
 class Assembler:
     """Collects streamed chunks into one preallocated buffer, then decodes it."""
 
@@ -193,6 +139,11 @@ class Assembler:
             raise TensorWireError(f"tensor stream exceeds its announced {len(self.buffer)} bytes")
         self.buffer[self.filled : end] = chunk
         self.filled = end
+
+    @property
+    def full(self) -> bool:
+        """Every announced byte has arrived."""
+        return self.filled == len(self.buffer)
 
     def tensor(self) -> torch.Tensor:
         if self.filled != len(self.buffer):

@@ -25,8 +25,8 @@ fast as those measured, and says so.
 
 Accuracy. Where the advisor names an N it also says what macro F that N gave,
 and it quotes the *worst* fold (the sweep's folds are its repetitions), never
-the mean: a user who scales out gets one run, and the issue that made this
-rule measured single runs losing 9% where the mean lost 4%. The gap is taken
+the mean: a user who scales out gets one run, and single runs were measured
+losing 9% macro F where the mean over folds lost 4%. The gap is taken
 fold by fold against the centralized run of the same fold (same rows).
 """
 

@@ -118,7 +118,7 @@ def local_runner() -> CellRunner:
 def kubernetes_runner(api: Any, settings: Any) -> CellRunner:
     """The `--on kubernetes` cell runner: one TrafficTrainingJob per (cell, fold) with N >= 1;
     the centralized baseline runs here (the CRD needs N >= 1) and its record says so."""
-    from trafficdl.study.kube import KubeRunner
+    from trafficdl.study.cluster_jobs import KubeRunner
 
     kube = KubeRunner(api, settings)
 

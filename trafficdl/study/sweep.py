@@ -4,7 +4,7 @@ The runner knows nothing about how a cell trains: it hands a CellTask (the
 cell, the fold's explicit train/test rows, the final configs, a scratch
 directory) to a cell runner — a plain function — and turns what comes back
 into a Record. The real runners (runners.py: centralized trainer, local master
-+ workers; kube.py: one TrafficTrainingJob per cell) and the tests' fakes are
++ workers; cluster_jobs.py: one TrafficTrainingJob per cell) and the tests' fakes are
 interchangeable, which is what lets resumption, ordering and bookkeeping be
 tested in milliseconds.
 

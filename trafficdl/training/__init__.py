@@ -6,7 +6,7 @@
   by a worker between commits; `predict_logits`, `evaluate_loss` for inference.
 - `load_split`, `fit_adapter`, `batches`, `holdout_indices` (data.py): rows of
   the memory-mapped dataset into model-ready tensors.
-- `save_checkpoint` / `load_checkpoint` (checkpoint.py): the one checkpoint format.
+- `save_checkpoint` / `load_checkpoint` (checkpoint.py): the one model-checkpoint format.
 - `make_optimizer`, `select_device`, `seed_everything` (runtime.py).
 - `run_centralized` (run.py): dataset path + TrainConfig → trained run directory.
 """

@@ -125,7 +125,7 @@ def run_evaluation(
         if figures:
             console.print(f"fold {fold + 1}/{folds}: " + _scalars_line(f))
 
-    from trafficdl.training.progress import NullReporter, RichReporter
+    from trafficdl.training.progress_bar import NullReporter, RichReporter
 
     factory = RichReporter if progress else NullReporter
     from trafficdl.training.runtime import select_device

@@ -29,9 +29,9 @@ from trafficdl.dataset import Dataset
 from trafficdl.models import build_model, input_adapter
 from trafficdl.training.data import fit_adapter, load_split, run_split, split_validation
 from trafficdl.training.evaluate import evaluate_model
-from trafficdl.training.progress import Reporter
+from trafficdl.training.progress_bar import Reporter
 from trafficdl.training.runtime import seed_everything, select_device, set_threads
-from trafficdl.training.trainer import Trainer
+from trafficdl.training.trainer import CheckpointInfo, Trainer
 
 
 def model_overrides(cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
@@ -46,11 +46,11 @@ def model_overrides(cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
     return {}
 
 
-def checkpoint_info(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "extract_config": dataset.meta.get("extract_config"),
-        "dataset": {"path": str(dataset.path), "n_objects": len(dataset)},
-    }
+def checkpoint_info(dataset: Dataset) -> CheckpointInfo:
+    return CheckpointInfo(
+        extract_config=dataset.meta.get("extract_config"),
+        dataset={"path": str(dataset.path), "n_objects": len(dataset)},
+    )
 
 
 def train_model(

@@ -12,19 +12,30 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from trafficdl.config import TrainConfig
+from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.models.adapters import InputAdapter
 from trafficdl.training.checkpoint import Checkpoint, load_resumable, save_checkpoint
 from trafficdl.training.data import TensorSplit, batches, class_weights
 from trafficdl.training.loop import StepStats, evaluate_loss, train_step
-from trafficdl.training.progress import NullReporter, Reporter
+from trafficdl.training.progress_bar import NullReporter, Reporter
 from trafficdl.training.runtime import make_optimizer, select_device
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint records of the run besides the model and its training: the
+    extraction settings and the dataset the rows came from (training.run.checkpoint_info)."""
+
+    extract_config: dict[str, Any] | None = None
+    dataset: dict[str, Any] | None = None  # path and number of objects
+    dist_config: DistConfig | None = None
 
 
 class Trainer:
@@ -43,7 +54,7 @@ class Trainer:
         device: torch.device | None = None,
         reporter: Reporter | None = None,
         checkpoint_path: str | Path | None = None,
-        checkpoint_info: dict[str, Any] | None = None,
+        checkpoint_info: CheckpointInfo | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = device or select_device(cfg.device)
@@ -60,7 +71,7 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(weight=weight)
         self.reporter = reporter or NullReporter()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-        self.checkpoint_info = dict(checkpoint_info or {})  # extract_config, dataset, dist...
+        self.checkpoint_info = checkpoint_info or CheckpointInfo()
         self.history: list[dict[str, Any]] = []
         self.epoch = 0  # epochs completed
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -117,12 +128,12 @@ class Trainer:
             label_names=self.label_names,
             adapter=self.adapter,
             train_config=self.cfg,
-            dist_config=info.get("dist_config"),
-            extract_config=info.get("extract_config"),
+            dist_config=info.dist_config,
+            extract_config=info.extract_config,
             history=self.history,
             epoch=self.epoch,
             optimizer=self.optimizer,
-            dataset=info.get("dataset"),
+            dataset=info.dataset,
             extra={"stopped_early": self.stopped_early, **(extra or {})},
         )
 

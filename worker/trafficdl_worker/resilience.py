@@ -8,8 +8,9 @@
 - register again when the master says it does not know this rank
   (FAILED_PRECONDITION "... register again": the master restarted from a
   checkpoint, or marked the rank lost after a silence), then resend the call;
-- heartbeat from a thread of their own every `heartbeat_seconds`, so the
-  master can tell a slow worker from a dead one.
+- heartbeat from a thread of their own every `heartbeat_seconds` (the run's
+  DistConfig), carrying the progress the trainer reports (`report_progress`),
+  so the master can tell a slow worker from a dead one.
 
 After registering again the master says where this rank resumes
 (`resume_batches`, its last acknowledged commit). With checkpoint-before-ack
@@ -207,10 +208,9 @@ class ResilientClient(ParameterServerClient):
                     with self._lock:
                         self.acked_batches = max(self.acked_batches, int(header.batches_done))
 
-    def heartbeat(self, rank: int, epoch: float, batches_done: int) -> pb.HeartbeatResponse:
-        """Record progress for the heartbeat thread (no call here: training never waits)."""
+    def report_progress(self, epoch: float, batches_done: int) -> None:
+        """Progress for the heartbeat thread's next beat (no call: training never waits)."""
         self._progress = (epoch, batches_done)
-        return pb.HeartbeatResponse()
 
     def leave(self, rank: int, reason: str = "") -> None:
         """Best effort: a finished run's master may already be gone."""
@@ -236,12 +236,7 @@ class ResilientClient(ParameterServerClient):
         while not self._stop.wait(interval):
             epoch, batches = self._progress
             try:
-                self.stub.Heartbeat(
-                    pb.HeartbeatRequest(
-                        run_id=self.run_id, rank=self.rank, epoch=epoch, batches_done=batches
-                    ),
-                    timeout=max(interval, 1.0),
-                )
+                self.heartbeat(self.rank, epoch, batches, timeout=max(interval, 1.0))
             except grpc.RpcError as exc:
                 metrics.HEARTBEAT_FAILURES.inc()
                 if needs_register(exc) and not self._stop.is_set():

@@ -30,14 +30,13 @@ from trafficdl.distributed.spec import RunSpec
 from trafficdl.models import build_model, fingerprint
 from trafficdl.models.adapters import InputAdapter
 from trafficdl.optim import get_rule
-from trafficdl.rpc.client import ParameterServerClient, Registration
+from trafficdl.rpc.client import Registration
 from trafficdl.training.data import batches, fit_val_test, load_split, num_batches
 from trafficdl.training.loop import train_step
-from trafficdl.training.runtime import make_optimizer, seed_everything
+from trafficdl.training.runtime import make_optimizer, seed_everything, select_device
 from trafficdl_worker import metrics
-from trafficdl_worker.client import Exchanger, Progress
-
-HEARTBEAT_SECONDS = 5.0
+from trafficdl_worker.exchange import CommitProgress, Exchanger
+from trafficdl_worker.resilience import ResilientClient
 
 
 class WorkerError(RuntimeError):
@@ -65,7 +64,7 @@ class WorkerTrainer:
     """Local training of one rank with exchanges through `client`."""
 
     def __init__(
-        self, client: ParameterServerClient, reg: Registration, spec: RunSpec, dataset: Dataset
+        self, client: ResilientClient, reg: Registration, spec: RunSpec, dataset: Dataset
     ) -> None:
         self.client = client
         self.reg = reg
@@ -78,11 +77,15 @@ class WorkerTrainer:
         if spec.model_version and fingerprint(self.model) != spec.model_version:
             raise WorkerError("this worker's model differs from the master's (version mismatch)")
         vector_to_parameters(reg.center, self.model.parameters())
+        # CUDA when the run asks for it: the model and the partition live on the device;
+        # only the exchanged vectors cross to the host (the wire and the rule are CPU-side).
+        self.device = select_device(spec.train.device)
+        self.model.to(self.device)
         self.adapter = InputAdapter.from_dict(spec.adapter)
         self.rows = partition_rows(dataset, spec, reg.rank, reg.world_size)
         if len(self.rows) == 0:
             raise WorkerError(f"rank {reg.rank} has an empty partition")
-        self.split = load_split(dataset, self.rows, self.adapter)
+        self.split = load_split(dataset, self.rows, self.adapter).to(self.device)
         self.optimizer = make_optimizer(spec.train, self.model.parameters())
         self.loss_fn = nn.CrossEntropyLoss()
         self.per_epoch = num_batches(len(self.split), spec.train.batch_size)
@@ -96,20 +99,20 @@ class WorkerTrainer:
             counter=reg.update_counter,
         )
 
-    def _exchange(self, progress: Progress, final: bool) -> None:
-        local = parameters_to_vector(self.model.parameters()).detach()
+    def _exchange(self, progress: CommitProgress, final: bool) -> None:
+        local = parameters_to_vector(self.model.parameters()).detach().cpu()
         new = self.exchanger.exchange(local, progress, final=final)
-        vector_to_parameters(new, self.model.parameters())
+        vector_to_parameters(new.to(self.device), self.model.parameters())
 
     def train(self) -> WorkerResult:
         cfg = self.spec.train
         total = cfg.epochs * self.per_epoch
         done = min(self.reg.resume_batches, total)  # batches the master already has
         samples = 0
-        loss_sum = torch.zeros(())
-        hits = torch.zeros((), dtype=torch.int64)
+        loss_sum = torch.zeros((), device=self.device)
+        hits = torch.zeros((), dtype=torch.int64, device=self.device)
         window_samples = window_batches = 0
-        t_start = last_beat = time.monotonic()
+        t_start = time.monotonic()
         step = done
         for epoch in range(cfg.epochs):
             if self.exchanger.run_done:
@@ -146,11 +149,9 @@ class WorkerTrainer:
                     window_samples = window_batches = 0
                     if self.exchanger.run_done:  # the master stopped the run (plateau)
                         break
-                now = time.monotonic()
-                if now - last_beat > HEARTBEAT_SECONDS:
-                    self.client.heartbeat(self.rank, step / self.per_epoch, step)
-                    last_beat = now
-                self._time_metrics(now - t_start)
+                # The heartbeat thread sends it every DistConfig.heartbeat_seconds.
+                self.client.report_progress(step / self.per_epoch, step)
+                self._time_metrics(time.monotonic() - t_start)
             metrics.EPOCH_DURATION.observe(time.monotonic() - t_epoch)
         # The final commit, always: the work since the last exchange (possibly all of it).
         end = step if self.exchanger.run_done else total
@@ -177,12 +178,12 @@ class WorkerTrainer:
         hits: torch.Tensor,
         window_samples: int,
         window_batches: int,
-    ) -> Progress:
+    ) -> CommitProgress:
         loss = float(loss_sum) / window_samples if window_samples else float("nan")
         acc = int(hits) / window_samples if window_samples else float("nan")
         metrics.LOSS.set(loss)
         metrics.ACCURACY.set(acc)
-        return Progress(
+        return CommitProgress(
             batches_done=step,
             samples_done=samples,
             epoch=step / self.per_epoch,

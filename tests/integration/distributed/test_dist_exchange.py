@@ -1,5 +1,6 @@
 """The Exchange rpc over real gRPC: one call per window, same guarantees as Pull + Commit;
-and, for a model that fits one chunk, the unary PullOne + CommitOne calls."""
+and, for a model that fits one chunk, the unary PullOne + CommitOne calls. A master that
+lacks one of them (UNIMPLEMENTED) is an error: no fallback path."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from collections.abc import Iterator
 import grpc
 import pytest
 import torch
+from support.specs import toy_spec
 from trafficdl_master.center import Center
 from trafficdl_master.server import ParameterServerServicer, make_master_server
 from trafficdl_master.state import CenterState
-from trafficdl_worker.client import Exchanger, Progress
+from trafficdl_worker.exchange import CommitProgress, Exchanger
 
-from trafficdl.config import DistConfig, TrainConfig
-from trafficdl.distributed.spec import RunSpec
+from trafficdl.config import DistConfig
 from trafficdl.optim import get_rule
 from trafficdl.rpc.client import ParameterServerClient
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
@@ -24,15 +25,7 @@ N = 10_000  # 40 KB of float32 in 4 KiB chunks: ten chunks, the first beside its
 
 
 def serve(algorithm: str, servicer_cls: type = ParameterServerServicer, chunk: int = 4096) -> tuple:
-    spec = RunSpec(
-        run_id="r1",
-        train=TrainConfig(model="lstm", epochs=2),
-        dist=DistConfig(workers=1, chunk_bytes=chunk, algorithm=algorithm),
-        dataset="/nowhere",
-        num_classes=2,
-        label_names=["a", "b"],
-        model_version="v1",
-    )
+    spec = toy_spec(DistConfig(workers=1, chunk_bytes=chunk, algorithm=algorithm))
     center = Center(
         CenterState(vector=torch.arange(N, dtype=torch.float32), world_size=1), get_rule(algorithm)
     )
@@ -59,7 +52,7 @@ def test_pull_first_exchange_folds_once_against_the_pulled_centre(stop: list) ->
     server, servicer, client, ex = serve("aeasgd")
     stop.append((server, client))
     start = torch.arange(N, dtype=torch.float32)
-    after = ex.exchange(start + 2.0, Progress(batches_done=1))
+    after = ex.exchange(start + 2.0, CommitProgress(batches_done=1))
     # E = 0.5 * (x - centre) = 1: the worker keeps x - E, the centre gains E.
     assert torch.equal(after, start + 1.0)
     assert torch.equal(servicer.center.state.vector, start + 1.0)
@@ -72,10 +65,10 @@ def test_commit_first_exchange_returns_the_centre_after_the_fold(stop: list) -> 
     server, servicer, client, ex = serve("downpour")
     stop.append((server, client))
     start = torch.arange(N, dtype=torch.float32)
-    after = ex.exchange(start + 3.0, Progress(batches_done=1))
+    after = ex.exchange(start + 3.0, CommitProgress(batches_done=1))
     assert torch.equal(servicer.center.state.vector, start + 3.0)  # Δ = 3 folded once
     assert torch.equal(after, start + 3.0) and ex.counter == 1  # the centre after the fold
-    final = ex.exchange(after + 1.0, Progress(batches_done=2), final=True)
+    final = ex.exchange(after + 1.0, CommitProgress(batches_done=2), final=True)
     assert torch.equal(final, after + 1.0)  # no centre after a final commit
     assert ex.run_done and servicer.center.state.update_counter == 2
 
@@ -95,7 +88,7 @@ def test_a_refused_commit_is_not_resent_through_commit(stop: list) -> None:
     stop.append((server, client))
     bad = torch.full((N,), float("nan"))
     with pytest.raises(grpc.RpcError) as err:
-        ex.exchange(bad, Progress(batches_done=1))
+        ex.exchange(bad, CommitProgress(batches_done=1))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert servicer.center.state.commits_rejected == 1  # refused once, not twice
     assert servicer.center.state.update_counter == 0
@@ -107,16 +100,16 @@ class OlderMaster(ParameterServerServicer):
     Exchange = pb_grpc.ParameterServerServicer.Exchange
 
 
-def test_a_master_without_exchange_gets_pull_and_commit(stop: list) -> None:
+def test_a_master_without_exchange_is_an_error_not_a_switch(stop: list) -> None:
+    # Master and workers run one release of v1, which has Exchange: no fallback path.
     server, servicer, client, ex = serve("aeasgd", OlderMaster)
     stop.append((server, client))
-    start = torch.arange(N, dtype=torch.float32)
-    after = ex.exchange(start + 2.0, Progress(batches_done=1))
-    assert not ex.combined  # switched for good
-    assert torch.equal(after, start + 1.0)
-    assert torch.equal(servicer.center.state.vector, start + 1.0)
-    ex.exchange(after, Progress(batches_done=2))
-    assert servicer.center.state.update_counter == 2
+    with pytest.raises(grpc.RpcError) as err:
+        ex.exchange(torch.arange(N, dtype=torch.float32) + 2.0, CommitProgress(batches_done=1))
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert ex.combined  # no silent switch to Pull + Commit
+    assert servicer.center.state.update_counter == 0
+    assert servicer.center.state.commits_total == 0
 
 
 def test_generated_stubs_read_the_hand_framed_chunks(stop: list) -> None:
@@ -135,7 +128,7 @@ def test_a_many_chunk_model_keeps_pull_and_commit_by_default(stop: list) -> None
     server, servicer, client, ex = serve("aeasgd", OlderMaster)
     stop.append((server, client))
     ex.exchange_max_bytes = None  # the default: Exchange only up to one chunk (4 KiB here)
-    ex.exchange(torch.arange(N, dtype=torch.float32) + 2.0, Progress(batches_done=1))
+    ex.exchange(torch.arange(N, dtype=torch.float32) + 2.0, CommitProgress(batches_done=1))
     assert ex.combined  # Exchange was never tried
     assert servicer.center.state.update_counter == 1
 
@@ -148,12 +141,12 @@ def test_one_chunk_pull_first_uses_the_unary_calls(stop: list) -> None:
     stop.append((server, client))
     ex.exchange_max_bytes = None  # what workers do
     start = torch.arange(N, dtype=torch.float32)
-    after = ex.exchange(start + 2.0, Progress(batches_done=1))
+    after = ex.exchange(start + 2.0, CommitProgress(batches_done=1))
     assert torch.equal(after, start + 1.0)
     assert torch.equal(servicer.center.state.vector, start + 1.0)
     assert ex.combined and client.one_calls and ex.counter == 0
     assert servicer.center.state.workers[0].acked_batches == 1
-    ex.exchange(after, Progress(batches_done=2))
+    ex.exchange(after, CommitProgress(batches_done=2))
     assert servicer.center.state.update_counter == 2 and ex.counter == 1
 
 
@@ -162,9 +155,9 @@ def test_one_chunk_commit_first_returns_the_centre_unless_final(stop: list) -> N
     stop.append((server, client))
     ex.exchange_max_bytes = None
     start = torch.arange(N, dtype=torch.float32)
-    after = ex.exchange(start + 3.0, Progress(batches_done=1))
+    after = ex.exchange(start + 3.0, CommitProgress(batches_done=1))
     assert torch.equal(after, start + 3.0) and ex.counter == 1  # the centre after the fold
-    final = ex.exchange(after + 1.0, Progress(batches_done=2), final=True)
+    final = ex.exchange(after + 1.0, CommitProgress(batches_done=2), final=True)
     assert torch.equal(final, after + 1.0) and ex.run_done and client.one_calls
     # A retried final commit is acknowledged, not folded twice.
     header = pb.CommitHeader(rank=0, sequence=2, batches_done=2, window_batches=1, final=True)
@@ -178,14 +171,14 @@ def test_one_chunk_refused_commit_and_a_many_chunk_centre(stop: list) -> None:
     stop.append((server, client))
     ex.exchange_max_bytes = None
     with pytest.raises(grpc.RpcError) as err:
-        ex.exchange(torch.full((N,), float("inf")), Progress(batches_done=1))
+        ex.exchange(torch.full((N,), float("inf")), CommitProgress(batches_done=1))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert servicer.center.state.commits_rejected == 1  # refused once, not resent
     assert servicer.center.state.update_counter == 0
     server2, _, client2, _ = serve("aeasgd")  # 4 KiB chunks: PullOne cannot carry it
     stop.append((server2, client2))
     with pytest.raises(grpc.RpcError) as err:
-        client2._pull_one(pb.PullRequest(run_id="r1", rank=0))
+        client2._pull_one(pb.PullOneRequest(run_id="r1", rank=0))
     assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
 
 
@@ -197,12 +190,25 @@ class ExchangeOnlyMaster(ParameterServerServicer):
 
 
 @pytest.mark.parametrize("algorithm", ["aeasgd", "downpour"])
-def test_a_master_without_unary_calls_gets_the_exchange_rpc(stop: list, algorithm: str) -> None:
+def test_a_master_without_unary_calls_is_an_error_not_a_switch(stop: list, algorithm: str) -> None:
     server, servicer, client, ex = serve(algorithm, ExchangeOnlyMaster, chunk=ONE_CHUNK)
     stop.append((server, client))
     ex.exchange_max_bytes = None
+    with pytest.raises(grpc.RpcError) as err:
+        ex.exchange(torch.arange(N, dtype=torch.float32) + 2.0, CommitProgress(batches_done=1))
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert client.one_calls and ex.combined  # no silent switch to Exchange
+    assert servicer.center.state.update_counter == 0
+    assert servicer.center.state.commits_total == 0
+
+
+@pytest.mark.parametrize("algorithm", ["aeasgd", "downpour"])
+def test_the_streaming_exchange_still_serves_a_one_chunk_model(stop: list, algorithm: str) -> None:
+    server, servicer, client, ex = serve(algorithm, ExchangeOnlyMaster, chunk=ONE_CHUNK)
+    stop.append((server, client))
+    ex.exchange_max_bytes = None
+    client.one_calls = False  # the setting bench_exchange's "stream" mode uses
     start = torch.arange(N, dtype=torch.float32)
-    ex.exchange(start + 2.0, Progress(batches_done=1))
-    assert not client.one_calls and ex.combined  # the Exchange rpc from now on
+    ex.exchange(start + 2.0, CommitProgress(batches_done=1))
     assert servicer.center.state.update_counter == 1
     assert servicer.center.state.commits_total == 1

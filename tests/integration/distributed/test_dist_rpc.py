@@ -9,12 +9,13 @@ import grpc
 import pytest
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.specs import toy_spec
 from trafficdl_master.center import Center
 from trafficdl_master.server import ParameterServerServicer, make_master_server
 from trafficdl_master.state import CenterState
-from trafficdl_worker.client import Exchanger, Progress
+from trafficdl_worker.exchange import CommitProgress, Exchanger
 
-from trafficdl.config import DistConfig, TrainConfig
+from trafficdl.config import DistConfig
 from trafficdl.cost import cost
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.optim import get_rule
@@ -26,15 +27,7 @@ N_ELEMENTS = 6_000_000  # 24 MB of float32: far above gRPC's 4 MiB message limit
 
 @pytest.fixture()
 def master() -> Iterator[tuple[str, ParameterServerServicer]]:
-    spec = RunSpec(
-        run_id="r1",
-        train=TrainConfig(model="lstm", epochs=2),
-        dist=DistConfig(workers=2, chunk_bytes=1 << 20),
-        dataset="/nowhere",
-        num_classes=2,
-        label_names=["a", "b"],
-        model_version="v1",
-    )
+    spec = toy_spec(DistConfig(workers=2, chunk_bytes=1 << 20))
     vec = torch.arange(N_ELEMENTS, dtype=torch.float32)
     center = Center(CenterState(vector=vec, world_size=2), get_rule("aeasgd"))
     servicer = ParameterServerServicer(spec, center)
@@ -75,7 +68,7 @@ def test_register_pull_commit_status_and_health(
         counter=reg.update_counter,
     )
     local = reg.center + 2.0
-    after = ex.exchange(local.clone(), Progress(batches_done=3, samples_done=150, epoch=0.5))
+    after = ex.exchange(local.clone(), CommitProgress(batches_done=3, samples_done=150, epoch=0.5))
     assert torch.allclose(after, reg.center + 1.0)
     pulled = clients[1].pull(1)
     assert pulled.update_counter == 1

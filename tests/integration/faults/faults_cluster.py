@@ -24,10 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from support import datasets
 from support.ports import free_port
 
-from trafficdl.dataset import OBJECT_DTYPE, write_dataset
 from trafficdl.rpc import security
 from trafficdl.rpc.client import ParameterServerClient
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
@@ -36,28 +35,8 @@ from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 def make_dataset(out: Path, classes: int = 3, per_class: int = 200, seed: int = 0) -> Path:
     """Classes told apart by packet sizes and windows, with noise: an LSTM learns them in a
     few epochs but not at initialisation."""
-    rng = np.random.default_rng(seed)
-    n, packets = classes * per_class, 20
-    labels = np.repeat(np.arange(classes), per_class).astype(np.int32)
-    sizes = 200.0 + 300.0 * labels[:, None] + rng.normal(0, 450, size=(n, packets))
-    window = 1000.0 + 500.0 * ((labels[:, None] + np.arange(packets)) % classes)
-    pk = np.stack(
-        [sizes, rng.choice([-1.0, 1.0], size=(n, packets)),
-         window + rng.normal(0, 900, size=(n, packets)),
-         rng.exponential(0.01 * (1 + labels[:, None]), size=(n, packets))],
-        axis=-1,
-    ).astype(np.float32)  # fmt: skip
-    objects = np.zeros(n, dtype=OBJECT_DTYPE)
-    objects["n_packets"], objects["proto"] = packets, 6
-    return write_dataset(
-        out,
-        payload=rng.integers(0, 256, size=(n, 64)).astype(np.uint8),
-        packets=pk,
-        labels=labels,
-        objects=objects,
-        label_names=[f"app{i}" for i in range(classes)],
-        meta={"captures": []},
-    )
+    return datasets.make_dataset(out, classes=classes, per_class=per_class, seed=seed,
+                                 size_noise=450.0, window_noise=900.0)
 
 
 def file_states(root: Path) -> dict[str, tuple[str, int]]:

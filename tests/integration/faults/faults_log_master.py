@@ -16,9 +16,9 @@ import threading
 
 import torch
 from trafficdl_master.center import Center
-from trafficdl_master.checkpoint import CheckpointStore
 from trafficdl_master.recovery import Checkpointer, restore
 from trafficdl_master.server import ParameterServerServicer, make_master_server
+from trafficdl_master.snapshot_store import CheckpointStore
 from trafficdl_master.state import CenterState
 
 from trafficdl.config import DistConfig, TrainConfig

@@ -17,7 +17,7 @@ import threading
 
 import grpc
 import numpy as np
-from trafficdl_master.checkpoint import CheckpointStore
+from trafficdl_master.snapshot_store import CheckpointStore
 
 from trafficdl.rpc import security
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb

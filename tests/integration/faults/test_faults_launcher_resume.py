@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from faults_cluster import durable_commits, file_states, make_dataset, run_processes
-from trafficdl_master.checkpoint import CheckpointStore
+from trafficdl_master.snapshot_store import CheckpointStore
 
 from trafficdl.cli import main
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from support.ports import free_port
-from trafficdl_master.checkpoint import CheckpointStore
+from trafficdl_master.snapshot_store import CheckpointStore
 
 from trafficdl.rpc import retry, security
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb

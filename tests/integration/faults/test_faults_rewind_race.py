@@ -24,12 +24,12 @@ from collections.abc import Iterator
 import grpc
 import pytest
 import torch
+from support.specs import toy_spec
 from trafficdl_master.center import Center
 from trafficdl_master.server import ParameterServerServicer, make_master_server
 from trafficdl_master.state import CenterState
 from trafficdl_worker.resilience import ResilientClient, Rewind
 
-from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.optim import get_rule
 from trafficdl.rpc import retry
@@ -78,15 +78,7 @@ class GatedServicer(ParameterServerServicer):
 @pytest.fixture()
 def restored() -> Iterator[tuple[str, Center]]:
     """A master restored from the checkpoint *before* rank 0's commit at batch 4."""
-    spec = RunSpec(
-        run_id="r1",
-        train=TrainConfig(model="lstm", epochs=2),
-        dist=DistConfig(workers=1),
-        dataset="/nowhere",
-        num_classes=2,
-        label_names=["a", "b"],
-        model_version="v1",
-    )
+    spec = toy_spec()
     state = CenterState(vector=torch.zeros(64), world_size=1, update_counter=1,
                         commits_total=1, restarts=1)  # fmt: skip
     w = state.workers[0]

@@ -52,6 +52,15 @@ def _running_other(kube: Kube, name: str, uid: str) -> bool:
     return bool(pod and pod["metadata"]["uid"] != uid and pod["status"].get("phase") == "Running")
 
 
+def _replace_pod(kube: Kube, name: str) -> None:
+    """Delete the pod `name` and wait until another pod of that name runs."""
+    pod = _pod(kube, name)
+    assert pod is not None
+    kube.run("delete", "pod", name, "-n", NS, "--wait=false")
+    kube.wait_for(f"a new {name}", lambda: _running_other(kube, name, pod["metadata"]["uid"]),
+                  timeout=120)
+
+
 def _status(kube: Kube, name: str = JOB) -> dict[str, Any]:
     st = kube.json("get", "ttj", name, "-n", NS).get("status") or {}
     assert st.get("phase") != "Failed", st
@@ -63,20 +72,9 @@ def test_deleted_worker_and_master_come_back_and_the_run_completes(kube: Kube,
     kube.apply(_job())
     kube.wait_for("training", lambda: float(_status(kube).get("epoch") or 0) >= 5, timeout=180)
 
-    worker = _pod(kube, f"{JOB}-worker-1")
-    assert worker is not None
-    kube.run("delete", "pod", f"{JOB}-worker-1", "-n", NS, "--wait=false")
-    kube.wait_for("a new worker-1", lambda: _running_other(kube, f"{JOB}-worker-1",
-                                                           worker["metadata"]["uid"]),
-                  timeout=120)
-
+    _replace_pod(kube, f"{JOB}-worker-1")
     before = float(_status(kube).get("epoch") or 0)
-    master = _pod(kube, f"{JOB}-master")
-    assert master is not None
-    kube.run("delete", "pod", f"{JOB}-master", "-n", NS, "--wait=false")
-    kube.wait_for("a new master", lambda: _running_other(kube, f"{JOB}-master",
-                                                         master["metadata"]["uid"]),
-                  timeout=120)
+    _replace_pod(kube, f"{JOB}-master")
 
     st = kube.wait_for("Succeeded", lambda: (s := _status(kube)).get("phase") == "Succeeded"
                        and s, timeout=600, every=2)

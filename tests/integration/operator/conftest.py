@@ -3,13 +3,14 @@
 The stand-in master speaks mutual TLS with the certificates the operator puts in
 the job's TLS Secret, as a real master does (the default on a cluster).
 
-The operator's settings are read from the environment at import of
-trafficdl_operator.main (kopf fixes timer intervals at registration), so a
-session fixture sets them before the first operator starts (a 0.2 s reconcile
-interval, short timeouts) and restores the environment afterwards. The ports (the
-operator's metrics, the stand-in master) are picked afresh for each test and patched
-into the imported settings: a port picked at collection time may, twenty minutes of
-suite later, be the ephemeral end of some other connection (EADDRINUSE). Each test's
+The operator reads its settings from the environment each time it starts (its
+startup handler), so a session fixture sets the suite's (a 0.2 s reconcile
+interval, short timeouts) and restores the environment afterwards; kopf fixes the
+timer's interval at the first start in a process, so these are set before any
+operator starts. The ports (the operator's metrics, the stand-in master) are picked
+afresh for each test and set in the environment the test's operator starts with: a
+port picked at collection time may, twenty minutes of suite later, be the ephemeral
+end of some other connection (EADDRINUSE). Each test's
 kubeconfig points at its own kmock server;
 kubernetes.config froze KUBECONFIG when it was imported, so its default
 location is patched too (kopf's login and the operator's client both use it).
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
@@ -72,16 +72,14 @@ class StandInMaster(pb_grpc.ParameterServerServicer):
 
 @pytest.fixture()
 def settings(operator_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The operator's settings for this test, with a fresh metrics and master port."""
-    import dataclasses
-
-    from trafficdl_operator import main
+    """The operator's settings for this test, with a fresh metrics and master port (in
+    the environment, where the test's operator reads them when it starts)."""
+    from trafficdl_operator.settings import ENV_PREFIX, Settings
 
     master_port, metrics_port = free_ports(2)
-    fresh = dataclasses.replace(main.SETTINGS, metrics_port=metrics_port,
-                                master_addr_override=f"127.0.0.1:{master_port}")
-    monkeypatch.setattr(main, "SETTINGS", fresh)
-    return fresh
+    monkeypatch.setenv(f"{ENV_PREFIX}METRICS_PORT", str(metrics_port))
+    monkeypatch.setenv(f"{ENV_PREFIX}MASTER_ADDR_OVERRIDE", f"127.0.0.1:{master_port}")
+    return Settings.from_env()
 
 
 def job_tls(cluster: Cluster) -> dict[str, bytes] | None:
@@ -189,9 +187,6 @@ def operator_env() -> Iterator[dict[str, str]]:
     with pytest.MonkeyPatch.context() as mp:
         for key, value in OPERATOR_ENV.items():
             mp.setenv(key, value)
-        main = sys.modules.get("trafficdl_operator.main")
-        assert main is None or main.SETTINGS.reconcile_interval == 0.2, \
-            "trafficdl_operator.main was imported before the test settings were set"
         yield OPERATOR_ENV
 
 

@@ -117,10 +117,8 @@ async def test_training_failure_reported_by_master(cluster, operator, master):
     assert set(cluster.pods()) == set(PODS)  # cleanPodPolicy None keeps them for debugging
 
 
-def scrape() -> dict[str, float]:
-    from trafficdl_operator import main
-
-    port = main.SETTINGS.metrics_port  # chosen for this test by this folder's conftest
+def scrape(port: int) -> dict[str, float]:
+    """The operator's metrics (its port is chosen for each test by this folder's conftest)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             lines = r.read().decode().splitlines()
@@ -130,18 +128,20 @@ def scrape() -> dict[str, float]:
                                      if ln and not ln.startswith("#"))}
 
 
-async def test_operator_metrics_move(cluster, operator, master):
+async def test_operator_metrics_move(cluster, operator, master, settings):
+    port = settings.metrics_port
     running = 'trafficdl_operator_jobs{phase="Running"}'
     # The metrics live in this test process: jobs of earlier tests may still be counted.
-    before = (await eventually(scrape, what="metrics endpoint")).get(running, 0.0)
+    before = (await eventually(lambda: scrape(port), what="metrics endpoint")).get(running, 0.0)
     await cluster.create_job("j", spec())
     await eventually(lambda: set(cluster.pods()) == set(PODS), what="pods")
     await cluster.run_pods(*PODS)
     await eventually(lambda: cluster.status("j").get("phase") == "Running", what="Running")
-    await eventually(lambda: scrape().get(running) == before + 1, what="jobs gauge")
-    first = scrape()
+    await eventually(lambda: scrape(port).get(running) == before + 1, what="jobs gauge")
+    first = scrape(port)
     assert first['trafficdl_operator_reconciliations_total{handler="create"}'] >= 1
     assert first['trafficdl_operator_status_polls_total{outcome="ok"}'] >= 1
     reconciles = 'trafficdl_operator_reconciliations_total{handler="reconcile"}'
-    await eventually(lambda: scrape()[reconciles] > first[reconciles], what="reconciliations")
-    assert scrape()['trafficdl_operator_reconcile_duration_seconds_count{handler="reconcile"}'] > 0
+    await eventually(lambda: scrape(port)[reconciles] > first[reconciles], what="reconciliations")
+    duration = 'trafficdl_operator_reconcile_duration_seconds_count{handler="reconcile"}'
+    assert scrape(port)[duration] > 0

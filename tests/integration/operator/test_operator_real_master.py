@@ -20,29 +20,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from operator_kmock import SECRETS, eventually
-
-from trafficdl.dataset import OBJECT_DTYPE, write_dataset
+from support import datasets
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 
-def make_dataset(out: Path, classes: int = 2, per_class: int = 120) -> Path:
+def make_dataset(out: Path) -> Path:
     """Two classes told apart by packet sizes: an LSTM learns them in one epoch."""
-    rng = np.random.default_rng(0)
-    n, packets = classes * per_class, 20
-    labels = np.repeat(np.arange(classes), per_class).astype(np.int32)
-    sizes = 200.0 + 600.0 * labels[:, None] + rng.normal(0, 100, size=(n, packets))
-    pk = np.stack([sizes, rng.choice([-1.0, 1.0], size=(n, packets)),
-                   np.full((n, packets), 1000.0), rng.exponential(0.01, size=(n, packets))],
-                  axis=-1).astype(np.float32)
-    objects = np.zeros(n, dtype=OBJECT_DTYPE)
-    objects["n_packets"], objects["proto"] = packets, 6
-    return write_dataset(out, payload=rng.integers(0, 256, size=(n, 64)).astype(np.uint8),
-                         packets=pk, labels=labels, objects=objects,
-                         label_names=["app0", "app1"], meta={"captures": []})
+    return datasets.make_dataset(out, classes=2, per_class=120, size_step=600.0,
+                                 size_noise=100.0, window_step=0.0, window_noise=0.0,
+                                 iat_step=0.0)
 
 
 class Kubelet:

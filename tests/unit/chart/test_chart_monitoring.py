@@ -27,7 +27,7 @@ METRIC_MODULES = {
     "worker": REPO / "worker/trafficdl_worker/metrics.py",
     "operator": REPO / "operator/trafficdl_operator/metrics.py",
 }
-TOPICS = {  # the figures the issue asks the dashboard to show, by a word of the title
+TOPICS = {  # the figures the dashboard must show, by a word of the title
     "training time": "Training time", "WTPE": "WTPE", "cost": "Cost",
     "F-measure": "F-measure", "commits/s": "Commits per second", "workers": "Workers",
 }

@@ -10,6 +10,7 @@ from trafficdl_master.center import Center, CenterError
 from trafficdl_master.state import CenterState, CommitInfo
 
 from trafficdl.optim import get_rule
+from trafficdl.rpc.framing import FrameCache, Frames, chunk_payload
 
 
 def center(world: int, algorithm: str = "aeasgd", n: int = 3, **kw: float) -> Center:
@@ -75,7 +76,7 @@ def test_run_ends_only_when_every_rank_made_its_final_commit() -> None:
     res = c.commit(info(1, 1, 1, final=True), torch.ones(3))
     assert res.run_done and c.done.is_set() and c.phase == "evaluating"
     p = c.progress(epochs=1)
-    assert p["finished"] == 2 and p["progress"] == 1.0 and p["commits_total"] == 2
+    assert p.finished == 2 and p.ratio == 1.0 and p.commits_total == 2
 
 
 def test_wrong_size_commit_is_refused_and_counted() -> None:
@@ -132,7 +133,7 @@ def test_leaving_without_final_commit_counts_lost_and_releases_the_barrier() -> 
     assert a.is_alive()
     c.leave(1, "killed")
     a.join(2)
-    assert out[0].update_counter == 1 and c.progress(1)["lost"] == 1
+    assert out[0].update_counter == 1 and c.progress(1).lost == 1
 
 
 def test_snapshot_restore_round_trip() -> None:
@@ -148,13 +149,22 @@ def test_snapshot_restore_round_trip() -> None:
 
 def test_pull_chunks_are_cut_once_per_counter_and_never_torn() -> None:
     c = center(1, n=1000)
-    first = c.pull("float32", chunk_bytes=1024)
-    assert c.pull("float32", chunk_bytes=1024) is first  # shared until the next fold
-    assert [len(p) for p in first.chunks] == [1024, 1024, 1024, 928]
+    cache = FrameCache()  # the servicer's: cut under the centre's lock
+
+    def cut(counter: int, vector: torch.Tensor, dtype: str = "float32") -> Frames:
+        return cache.frames(counter, vector, dtype=dtype, chunk_bytes=1024, model_version="v1")
+
+    first = c.read(cut)
+    assert c.read(cut) is first  # shared until the next fold
+    chunks = [chunk_payload(m) for m in first.messages]
+    assert [len(p) for p in chunks] == [1024, 1024, 1024, 928]
+    assert first.info.num_bytes == 4000 and first.info.model_version == "v1"
     c.commit(info(0, 0, 1), torch.ones(1000))
-    second = c.pull("float32", chunk_bytes=1024)
-    assert second.update_counter == 1 and second is not first
-    assert set(b"".join(first.chunks)) == {0}  # the earlier pull kept the old centre
+    second = c.read(cut)
+    assert second.version == 1 and second is not first
+    assert set(b"".join(chunks)) == {0}  # the earlier pull kept the old centre
+    half = c.read(lambda counter, vector: cut(counter, vector, "bfloat16"))
+    assert half.info.num_bytes == 2000 and c.read(cut) is not second  # cut per wire dtype
 
 
 def test_snapshot_carries_the_clock_forward() -> None:

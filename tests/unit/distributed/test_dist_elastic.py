@@ -14,15 +14,15 @@ import torch
 from trafficdl_master import elastic as master_elastic
 from trafficdl_master import metrics
 from trafficdl_master.center import Center
-from trafficdl_master.checkpoint import CheckpointStore
 from trafficdl_master.elastic import RescaleError, adapt
 from trafficdl_master.recovery import Checkpointer, restore
+from trafficdl_master.snapshot_store import CheckpointStore
 from trafficdl_master.state import CenterState, CommitInfo
 
 from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.cost import spans_cost, spans_node_hours
 from trafficdl.dataset import partition
-from trafficdl.distributed import elastic, rundir
+from trafficdl.distributed import rescale_math, rundir
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.optim import get_rule
 
@@ -55,17 +55,18 @@ def per_epoch(world: int, rank: int) -> int:
 
 # ------------------------------------------------------------ arithmetic
 def test_resume_point_is_the_same_fractional_epoch_rounded_down() -> None:
-    assert elastic.batches_per_epoch(101, 10) == 11 and elastic.batches_per_epoch(100, 10) == 10
+    assert rescale_math.batches_per_epoch(101, 10) == 11
+    assert rescale_math.batches_per_epoch(100, 10) == 10
     # Slowest rank: 7 of its 5-batch epochs = 1.4 epochs (exact, no float drift).
-    e = elastic.acknowledged_epoch({0: 9, 1: 7, 2: 15}, {0: 5, 1: 5, 2: 4})
+    e = rescale_math.acknowledged_epoch({0: 9, 1: 7, 2: 15}, {0: 5, 1: 5, 2: 4})
     assert e == Fraction(7, 5)
-    assert elastic.resume_batches(e, 5, EPOCHS) == 7  # same grid: exactly where it was
-    assert elastic.resume_batches(e, 7, EPOCHS) == 9  # 9.8 -> 9: nothing skipped
-    assert elastic.resume_batches(e, 10, EPOCHS) == 14
-    assert elastic.resume_batches(Fraction(0), 7, EPOCHS) == 0
+    assert rescale_math.resume_batches(e, 5, EPOCHS) == 7  # same grid: exactly where it was
+    assert rescale_math.resume_batches(e, 7, EPOCHS) == 9  # 9.8 -> 9: nothing skipped
+    assert rescale_math.resume_batches(e, 10, EPOCHS) == 14
+    assert rescale_math.resume_batches(Fraction(0), 7, EPOCHS) == 0
     # Never at or past the end: every rank keeps a batch for its final commit.
-    assert elastic.resume_batches(Fraction(EPOCHS), 7, EPOCHS) == EPOCHS * 7 - 1
-    assert elastic.acknowledged_epoch({}, {}) == 0
+    assert rescale_math.resume_batches(Fraction(EPOCHS), 7, EPOCHS) == EPOCHS * 7 - 1
+    assert rescale_math.acknowledged_epoch({}, {}) == 0
 
 
 def test_cost_integrates_the_world_size_over_time() -> None:
@@ -73,13 +74,13 @@ def test_cost_integrates_the_world_size_over_time() -> None:
         {"at_seconds": 3600.0, "from": 5, "to": 3},  # any order
         {"at_seconds": 1800.0, "from": 2, "to": 5},
     ]
-    spans = elastic.world_spans(rescales, 3, 5400.0)
+    spans = rescale_math.world_spans(rescales, 3, 5400.0)
     assert spans == [(2, 1800.0), (5, 1800.0), (3, 1800.0)]
     # (ρ·2 + ρ_M)·½ h + (ρ·5 + ρ_M)·½ h + (ρ·3 + ρ_M)·½ h with ρ = 1, ρ_M = 3
     assert spans_cost(spans, 1.0, 3.0) == pytest.approx((5 + 8 + 6) / 2)
     assert spans_node_hours(spans) == pytest.approx((3 + 6 + 4) / 2)
     # Before a later rescale's time (never past T): the spans stop at T.
-    assert elastic.world_spans(rescales, 3, 900.0) == [(2, 900.0), (5, 0.0), (3, 0.0)]
+    assert rescale_math.world_spans(rescales, 3, 900.0) == [(2, 900.0), (5, 0.0), (3, 0.0)]
     s = dataclasses.replace(spec(3), rescales=tuple(rescales))
     assert s.cost_of(5400.0) == pytest.approx(9.5)  # the final N for all of T: 9.0
     assert s.node_hours_of(5400.0) == pytest.approx(6.5)  # (3 + 1)·1.5 h: 6.0
@@ -170,7 +171,7 @@ def test_rescaled_centre_runs_to_the_end_with_the_new_world() -> None:
     saved = []
     master_elastic.announce(center, lambda: saved.append(1), record)
     assert saved == [1] and "rescaled from 2 to 3 workers at update 41" in center.message
-    assert center.progress(EPOCHS)["epoch"] <= record["epoch"]  # never ahead of the slowest
+    assert center.progress(EPOCHS).epoch <= record["epoch"]  # never ahead of the slowest
     for r in range(3):
         assert center.register(r, f"w{r}", block=False) == r
 

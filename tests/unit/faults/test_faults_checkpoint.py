@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trafficdl_master import checkpoint
-from trafficdl_master.checkpoint import CheckpointError, CheckpointStore, CorruptCheckpoint
+from trafficdl_master import snapshot_store
+from trafficdl_master.snapshot_store import CheckpointError, CheckpointStore, CorruptCheckpoint
 
 
 def _state(counter: int, n: int = 1000) -> tuple[dict[str, np.ndarray], dict]:
@@ -40,7 +40,7 @@ def _state(counter: int, n: int = 1000) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, meta
 
 
-def _assert_same(snap: checkpoint.Snapshot, arrays: dict, meta: dict) -> None:
+def _assert_same(snap: snapshot_store.Snapshot, arrays: dict, meta: dict) -> None:
     assert set(snap.arrays) == set(arrays)
     for name, value in arrays.items():
         got = snap.arrays[name]
@@ -102,13 +102,13 @@ def test_damaged_newest_falls_back_to_previous(tmp_path: Path, damage: str, capl
     elif damage == "flip-payload-byte":
         data[-100] ^= 0x01
     elif damage == "flip-manifest-byte":
-        data[checkpoint.HEADER_BYTES + 5] ^= 0x20
+        data[snapshot_store.HEADER_BYTES + 5] ^= 0x20
     elif damage == "empty":
         data = bytearray()
     else:
         data = bytearray(b"not a checkpoint at all" * 10)
     newest.write_bytes(bytes(data))
-    with caplog.at_level(logging.ERROR, logger="trafficdl_master.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="trafficdl_master.snapshot_store"):
         snap = store.latest_good()
     assert snap is not None and snap.path == paths[1]
     _assert_same(snap, *_state(20))
@@ -136,11 +136,11 @@ def test_all_corrupt_gives_none(tmp_path: Path) -> None:
 
 def _reseal(raw: bytes, manifest: dict) -> bytes:
     """Rebuild a file around an edited manifest with a *valid* header and checksum."""
-    _, version, flags, manifest_len, payload_len = checkpoint._HEAD.unpack_from(raw)
-    payload = raw[checkpoint._align(64 + manifest_len) :]
+    _, version, flags, manifest_len, payload_len = snapshot_store._HEAD.unpack_from(raw)
+    payload = raw[snapshot_store._align(64 + manifest_len) :]
     text = json.dumps(manifest).encode()
-    body = text + bytes(checkpoint._align(64 + len(text)) - 64 - len(text))
-    head = checkpoint._HEAD.pack(checkpoint.MAGIC, version, flags, len(text), payload_len)
+    body = text + bytes(snapshot_store._align(64 + len(text)) - 64 - len(text))
+    head = snapshot_store._HEAD.pack(snapshot_store.MAGIC, version, flags, len(text), payload_len)
     return head + hashlib.sha256(head + body + payload).digest() + body + payload
 
 
@@ -149,15 +149,15 @@ def _reseal(raw: bytes, manifest: dict) -> bytes:
 )
 def test_checksummed_file_with_lying_manifest_is_corrupt(tmp_path: Path, field, value) -> None:
     path = tmp_path / "x.tdlckpt"
-    checkpoint.write_checkpoint(path, {"c": np.arange(10.0)}, {"update_counter": 1})
+    snapshot_store.write_checkpoint(path, {"c": np.arange(10.0)}, {"update_counter": 1})
     raw = path.read_bytes()
-    manifest_len = checkpoint._HEAD.unpack_from(raw)[3]
+    manifest_len = snapshot_store._HEAD.unpack_from(raw)[3]
     manifest = json.loads(raw[64 : 64 + manifest_len])
     assert _reseal(raw, manifest) == raw  # the helper rebuilds an untouched file exactly
     manifest["arrays"][0][field] = value
     path.write_bytes(_reseal(raw, manifest))
     with pytest.raises(CorruptCheckpoint, match="bad manifest"):
-        checkpoint.read_checkpoint(path)
+        snapshot_store.read_checkpoint(path)
 
 
 def test_leftover_temp_file_is_ignored(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_leftover_temp_file_is_ignored(tmp_path: Path) -> None:
     # Fresh temp files survive (a writer may still be busy); stale ones are swept.
     CheckpointStore(tmp_path)
     assert partial.exists()
-    old = time.time() - checkpoint.STALE_TMP_SECONDS - 5
+    old = time.time() - snapshot_store.STALE_TMP_SECONDS - 5
     os.utime(partial, (old, old))
     CheckpointStore(tmp_path)
     assert not partial.exists()
@@ -180,7 +180,7 @@ def test_leftover_temp_file_is_ignored(tmp_path: Path) -> None:
 CRASHING_WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from trafficdl_master.checkpoint import CheckpointStore
+    from trafficdl_master.snapshot_store import CheckpointStore
     store = CheckpointStore(sys.argv[1], keep=3)
     centre = np.ones(2_000_000, dtype=np.float32)  # 8 MB: saves take long enough to be hit
     i = 0
@@ -232,7 +232,7 @@ def test_writer_killed_mid_save_never_leaves_a_bad_final_file(tmp_path: Path) ->
     finals = store.paths()
     assert 1 <= len(finals) <= 4  # keep=3, plus at most one written before its prune
     for path in finals:  # every file under a final name verifies
-        arrays, meta = checkpoint.read_checkpoint(path)
+        arrays, meta = snapshot_store.read_checkpoint(path)
         assert np.all(arrays["centre"] == meta["update_counter"])
     snap = store.latest_good()
     assert snap is not None and snap.path == finals[0]
@@ -281,7 +281,7 @@ def test_disk_error_during_save_is_a_clear_error(tmp_path: Path, monkeypatch) ->
     def failing_fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", failing_fsync)
+    monkeypatch.setattr(snapshot_store.os, "fsync", failing_fsync)
     with pytest.raises(CheckpointError, match=r"cannot write checkpoint.*Input/output error"):
         store.save(*_state(4))
     monkeypatch.undo()
@@ -301,6 +301,6 @@ def test_keep_must_be_positive(tmp_path: Path) -> None:
 
 
 def test_benchmark_reports_save_and_load_times(tmp_path: Path) -> None:
-    result = checkpoint.benchmark(tmp_path, num_elements=100_000, repeats=2)
+    result = snapshot_store.benchmark(tmp_path, num_elements=100_000, repeats=2)
     assert result["bytes"] > 400_000
     assert 0 < result["save_s"] < 10 and 0 < result["load_s"] < 10

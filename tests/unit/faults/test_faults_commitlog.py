@@ -10,9 +10,9 @@ import pytest
 import torch
 from trafficdl_master import commitlog
 from trafficdl_master.center import Center
-from trafficdl_master.checkpoint import CheckpointStore
 from trafficdl_master.commitlog import CommitLog, read_records, read_segment, segments
 from trafficdl_master.recovery import Checkpointer, restore
+from trafficdl_master.snapshot_store import CheckpointStore
 from trafficdl_master.state import CenterState, CommitInfo
 
 from trafficdl.config import DistConfig, TrainConfig

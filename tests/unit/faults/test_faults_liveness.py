@@ -48,7 +48,7 @@ def test_silent_rank_is_marked_lost_refused_then_rejoins_where_it_left() -> None
     assert c.mark_lost(2.0) == [1]
     assert c.mark_lost(2.0) == []  # once
     p = c.progress(1)
-    assert p["lost"] == 1 and p["connected"] == 1 and "rank 1 lost" in p["message"]
+    assert p.lost == 1 and p.connected == 1 and "rank 1 lost" in p.message
     assert events == [("lost", 1, "rank 1 lost: no heartbeat for 2 s")]
     with pytest.raises(NotRegistered, match="register again"):
         c.commit(info(1, 10), torch.ones(2))
@@ -58,7 +58,7 @@ def test_silent_rank_is_marked_lost_refused_then_rejoins_where_it_left() -> None
     assert events[-1] == ("rejoin", 1, "rank 1 rejoined, resumes at batch 8")
     w = c.state.workers[1]
     assert w.acked_batches == 8 and w.batches_done == 12  # resume from the ack, not the beat
-    assert not w.lost and c.progress(1)["lost"] == 0
+    assert not w.lost and c.progress(1).lost == 0
     assert c.commit(info(1, 10), torch.ones(2)).applied
 
 
@@ -116,9 +116,9 @@ def test_monitor_thread_marks_a_silent_rank_lost_in_real_time() -> None:
     monitor = LivenessMonitor(c, lost_after=0.3, interval=0.05).start()
     try:
         t0 = time.monotonic()
-        while c.progress(1)["lost"] < 2 and time.monotonic() - t0 < 5:
+        while c.progress(1).lost < 2 and time.monotonic() - t0 < 5:
             time.sleep(0.02)
-        assert c.progress(1)["lost"] == 2
+        assert c.progress(1).lost == 2
         assert 0.3 <= time.monotonic() - t0 < 3.0
     finally:
         monitor.stop()
@@ -136,5 +136,5 @@ def test_rank_that_never_comes_back_to_a_restored_master_is_marked_lost() -> Non
     clock.now += 2.0
     restored.last_seen[0] = clock.now
     assert restored.mark_lost(2.0) == [1]  # the barrier no longer waits for it
-    assert restored.progress(1)["lost"] == 1
+    assert restored.progress(1).lost == 1
     assert restored.commit(info(0, 2), torch.ones(2)).update_counter == 1  # alone, at once

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from trafficdl_master.center import Center
-from trafficdl_master.checkpoint import CheckpointError, CheckpointStore
 from trafficdl_master.recovery import HISTORY_FILE, Checkpointer, RecoveryError, restore
+from trafficdl_master.snapshot_store import CheckpointError, CheckpointStore
 from trafficdl_master.state import CenterState, CommitInfo
 
 from trafficdl.config import DistConfig, TrainConfig

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from trafficdl_master.checkpoint import SUFFIX, CheckpointStore
+from trafficdl_master.snapshot_store import SUFFIX, CheckpointStore
 
 from trafficdl.cli import main
 from trafficdl.dataset import FORMAT_NAME, FORMAT_VERSION, Dataset

@@ -6,8 +6,8 @@ import base64
 import json
 
 from trafficdl_operator import builders
+from trafficdl_operator.job_spec import parse
 from trafficdl_operator.settings import Settings
-from trafficdl_operator.spec import parse
 
 from trafficdl.config import DistConfig, TrainConfig, from_dict
 

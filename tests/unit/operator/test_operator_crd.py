@@ -11,7 +11,7 @@ import pytest
 import yaml
 from operator_support import CRD_PATH, EXAMPLES, openapi_schema, strict
 from trafficdl_operator import contract
-from trafficdl_operator.spec import parse
+from trafficdl_operator.job_spec import parse
 
 from trafficdl.config import CONVERGING, DistConfig, TrainConfig
 from trafficdl.contract import DIST_FIELDS, TRAIN_FIELDS

@@ -10,8 +10,8 @@ import pytest
 from operator_support import MINIMAL, openapi_schema, strict
 from trafficdl_operator import builders
 from trafficdl_operator import reconcile as rec
+from trafficdl_operator.job_spec import parse
 from trafficdl_operator.settings import Settings
-from trafficdl_operator.spec import parse
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = Settings()

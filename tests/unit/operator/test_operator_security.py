@@ -22,9 +22,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from operator_support import openapi_schema
 from trafficdl_operator import builders, tls
 from trafficdl_operator import reconcile as rec
+from trafficdl_operator.job_spec import Security, SpecError, parse
 from trafficdl_operator.masterclient import fetch_status
 from trafficdl_operator.settings import Settings
-from trafficdl_operator.spec import Security, SpecError, parse
 
 from trafficdl.rpc.certs import Authority
 from trafficdl.rpc.security import ClientTls, ServerTls, generate_token, make_server

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -21,27 +23,19 @@ EX = Exchange(model_bytes=200_000, epochs=10, period_epochs=1.0)
 TRUE = TimeModel(t1=3600.0, a=20.0, b=2e-6, exchange=EX)  # X(N) = N·10·2·200 kB = 4 MB·N
 
 
+def record(n: int, **fields: Any) -> Record:
+    """A record of an LSTM/AEASGD cell with `n` workers; `fields` give the rest."""
+    return Record(cell=f"c{n}", model="lstm", workers=n, algorithm="aeasgd", **fields)
+
+
 def records(model: TimeModel, ns: list[int], folds: int = 3, noise: float = 0.0) -> list[Record]:
     rng = np.random.default_rng(1)
     out = []
     for n in ns:
         for f in range(folds):
             t = model.seconds(n) * (1 + noise * rng.standard_normal())
-            out.append(
-                Record(
-                    cell=f"c{n}",
-                    model="lstm",
-                    workers=n,
-                    window="1e",
-                    algorithm="aeasgd",
-                    preset="paper",
-                    fold=f,
-                    folds=folds,
-                    t_s=t,
-                    wtpe_s=t / 10,
-                    epochs=10,
-                )
-            )
+            out.append(record(n, window="1e", preset="paper", fold=f, folds=folds, t_s=t,
+                              wtpe_s=t / 10, epochs=10))
     return out
 
 
@@ -110,20 +104,8 @@ def test_from_throughput_and_batch_windows() -> None:
 
 def test_exchange_period_law_from_records() -> None:
     def rec(n: int, period: float, in_batches: bool) -> Record:
-        return Record(
-            cell=f"c{n}",
-            model="lstm",
-            workers=n,
-            window="8b",
-            algorithm="aeasgd",
-            preset="p",
-            fold=0,
-            folds=1,
-            epochs=10,
-            period_epochs=period,
-            window_in_batches=in_batches,
-            labels=["a", "b"],
-        )
+        return record(n, window="8b", preset="p", fold=0, folds=1, epochs=10,
+                      period_epochs=period, window_in_batches=in_batches, labels=["a", "b"])
 
     fixed = exchange_of([rec(n, 0.1 * n, True) for n in (1, 2, 4, 8)])
     assert fixed.period_exponent == pytest.approx(1.0) and fixed.period_epochs == pytest.approx(0.1)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from trafficdl.study import figures
+from trafficdl.study.html_report import write_report
 from trafficdl.study.records import Record, fill_gap, fill_ideal, finish_record, summarize
-from trafficdl.study.report import write_report
 
 LABELS = ["a", "b", "c"]
 

@@ -5,58 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
 import torch
+from support.datasets import make_dataset
 
-from trafficdl.dataset import OBJECT_DTYPE, Dataset, write_dataset
+from trafficdl.dataset import Dataset
 
-
-def make_toy_dataset(
-    out: Path,
-    *,
-    classes: int = 3,
-    per_class: int = 40,
-    seed: int = 0,
-    payload_bytes: int = 784,
-    random_labels: bool = False,
-) -> Dataset:
-    rng = np.random.default_rng(seed)
-    n = classes * per_class
-    labels = np.repeat(np.arange(classes), per_class).astype(np.int32)
-    payload = rng.integers(0, 256, size=(n, payload_bytes), dtype=np.uint8)
-    signatures = rng.integers(0, 256, size=(classes, 32), dtype=np.uint8)
-    for c in range(classes):
-        payload[labels == c, 8:40] = signatures[c]  # a per-app header
-    packets = np.zeros((n, 20, 4), dtype=np.float32)
-    n_packets = rng.integers(5, 30, size=n)
-    for i in range(n):
-        k = min(n_packets[i], 20)
-        c = labels[i]
-        packets[i, :k, 0] = rng.normal(200 + 400 * c, 50, size=k)  # size
-        packets[i, :k, 1] = rng.integers(0, 2, size=k) * 2 - 1  # direction
-        packets[i, :k, 2] = rng.normal(65535 - 1000 * c, 100, size=k)  # window
-        packets[i, :k, 3] = rng.exponential(0.01 * (c + 1), size=k)  # iat
-    objects = np.zeros(n, dtype=OBJECT_DTYPE)
-    objects["proto"] = 6
-    objects["src"] = "10.0.0.1"
-    objects["dst"] = "10.0.0.2"
-    objects["sport"] = 40000 + np.arange(n) % 20000
-    objects["dport"] = 443
-    objects["n_packets"] = n_packets
-    if random_labels:  # nothing to learn: a model can only memorise (overfit)
-        labels = rng.permutation(labels)
-    write_dataset(
-        out,
-        payload=payload,
-        packets=packets,
-        labels=labels,
-        objects=objects,
-        label_names=[f"app{c}" for c in range(classes)],
-        meta={"extract_config": {"object": "biflow", "payload_bytes": payload_bytes}},
-    )
-    return Dataset.open(out)
+# Flows of 5-29 packets (20 kept); each app has a 32-byte header signature in its payload
+# and its own sizes, window and pacing. A test may override any of these, e.g.
+# random_labels=True, which leaves nothing to learn but memorisation.
+TOY: dict[str, Any] = dict(
+    classes=3, per_class=40, payload_bytes=784, payload="header", size_step=400.0,
+    size_noise=50.0, window_base=65535.0, window_step=-1000.0, window_noise=100.0,
+    window_rotates=False, packet_counts=(5, 30),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +30,10 @@ def _one_thread() -> None:
 
 @pytest.fixture
 def toy_dataset(tmp_path: Path) -> Callable[..., Dataset]:
-    def make(**kwargs: object) -> Dataset:
-        return make_toy_dataset(tmp_path / f"ds{len(list(tmp_path.iterdir()))}", **kwargs)
+    def make(**kwargs: Any) -> Dataset:
+        out = tmp_path / f"ds{len(list(tmp_path.iterdir()))}"
+        recipe = {**TOY, **kwargs}
+        meta = {"extract_config": {"object": "biflow", "payload_bytes": recipe["payload_bytes"]}}
+        return Dataset.open(make_dataset(out, meta=meta, **recipe))
 
     return make

@@ -142,7 +142,7 @@ def test_rich_progress_prints_one_line_per_epoch(toy_dataset: Callable[..., Data
 
     from rich.console import Console
 
-    from trafficdl.training.progress import RichReporter
+    from trafficdl.training.progress_bar import RichReporter
 
     ds = toy_dataset(classes=2, per_class=10)
     buf = io.StringIO()

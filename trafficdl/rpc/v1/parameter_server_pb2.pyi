@@ -184,6 +184,42 @@ class ExchangeResponse(_message.Message):
     ack: CommitResponse
     def __init__(self, header: _Optional[_Union[PullHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., ack: _Optional[_Union[CommitResponse, _Mapping]] = ...) -> None: ...
 
+class PullOneRequest(_message.Message):
+    __slots__ = ("run_id", "rank")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    rank: int
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ...) -> None: ...
+
+class PullOneResponse(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: PullHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[PullHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class CommitOneRequest(_message.Message):
+    __slots__ = ("pull", "chunk", "header")
+    PULL_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    pull: PullRequest
+    chunk: bytes
+    header: CommitHeader
+    def __init__(self, pull: _Optional[_Union[PullRequest, _Mapping]] = ..., chunk: _Optional[bytes] = ..., header: _Optional[_Union[CommitHeader, _Mapping]] = ...) -> None: ...
+
+class CommitOneResponse(_message.Message):
+    __slots__ = ("header", "chunk", "ack")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    header: PullHeader
+    chunk: bytes
+    ack: CommitResponse
+    def __init__(self, header: _Optional[_Union[PullHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., ack: _Optional[_Union[CommitResponse, _Mapping]] = ...) -> None: ...
+
 class HeartbeatRequest(_message.Message):
     __slots__ = ("run_id", "rank", "epoch", "batches_done")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]

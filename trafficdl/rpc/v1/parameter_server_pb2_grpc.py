@@ -56,13 +56,13 @@ class ParameterServerStub:
                 _registered_method=True)
         self.PullOne = channel.unary_unary(
                 '/trafficdl.rpc.v1.ParameterServer/PullOne',
-                request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullRequest.SerializeToString,
-                response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+                request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullOneRequest.SerializeToString,
+                response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullOneResponse.FromString,
                 _registered_method=True)
         self.CommitOne = channel.unary_unary(
                 '/trafficdl.rpc.v1.ParameterServer/CommitOne',
-                request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.SerializeToString,
-                response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+                request_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitOneRequest.SerializeToString,
+                response_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitOneResponse.FromString,
                 _registered_method=True)
         self.Heartbeat = channel.unary_unary(
                 '/trafficdl.rpc.v1.ParameterServer/Heartbeat',
@@ -116,7 +116,8 @@ class ParameterServerServicer:
         Commit first (delta rules): the request stream is the commit (header,
         chunks); the master answers `ack`, then (unless the commit was final) the
         centre after the fold (header, chunks). Same checks, deduplication and
-        checkpoint-before-ack as Commit; Pull and Commit stay for older peers.
+        checkpoint-before-ack as Commit; Pull and Commit carry many-chunk models
+        and finish an exchange that broke off.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -187,13 +188,13 @@ def add_ParameterServerServicer_to_server(servicer, server):
             ),
             'PullOne': grpc.unary_unary_rpc_method_handler(
                     servicer.PullOne,
-                    request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullRequest.FromString,
-                    response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.SerializeToString,
+                    request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullOneRequest.FromString,
+                    response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullOneResponse.SerializeToString,
             ),
             'CommitOne': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitOne,
-                    request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.FromString,
-                    response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.SerializeToString,
+                    request_deserializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitOneRequest.FromString,
+                    response_serializer=trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitOneResponse.SerializeToString,
             ),
             'Heartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.Heartbeat,
@@ -344,8 +345,8 @@ class ParameterServer:
             request,
             target,
             '/trafficdl.rpc.v1.ParameterServer/PullOne',
-            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullRequest.SerializeToString,
-            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullOneRequest.SerializeToString,
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.PullOneResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -371,8 +372,8 @@ class ParameterServer:
             request,
             target,
             '/trafficdl.rpc.v1.ParameterServer/CommitOne',
-            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeRequest.SerializeToString,
-            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.ExchangeResponse.FromString,
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitOneRequest.SerializeToString,
+            trafficdl_dot_rpc_dot_v1_dot_parameter__server__pb2.CommitOneResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,10 +1,9 @@
-"""spec.parse: defaults, pricing, cross-field rules the schema cannot express, settings."""
+"""job_spec.parse: defaults, pricing, cross-field rules the schema cannot express."""
 
 from __future__ import annotations
 
 import pytest
-from trafficdl_operator.settings import Settings
-from trafficdl_operator.spec import SpecError, parse
+from trafficdl_operator.job_spec import SpecError, parse
 
 
 def test_minimal_spec_gets_defaults(minimal):
@@ -58,11 +57,3 @@ def test_invalid_specs_raise_a_clear_message(minimal, change, message):
     with pytest.raises(SpecError) as info:
         parse(minimal)
     assert message in str(info.value)
-
-
-def test_settings_from_env():
-    s = Settings.from_env({"TRAFFICDL_OPERATOR_RECONCILE_INTERVAL": "2.5",
-                           "TRAFFICDL_OPERATOR_WORKER_IMAGE": "reg/w:1",
-                           "TRAFFICDL_OPERATOR_METRICS_PORT": "0"})
-    assert (s.reconcile_interval, s.worker_image, s.metrics_port) == (2.5, "reg/w:1", 0)
-    assert s.master_image == Settings().master_image

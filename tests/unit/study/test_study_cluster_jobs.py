@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from trafficdl.config import DistConfig, TrainConfig
-from trafficdl.study.kube import (
+from trafficdl.study.cluster_jobs import (
     MAX_NAME,
     KubeRunError,
     KubeRunner,

@@ -12,11 +12,12 @@ counter each contribution is based on (staleness), and meters every call.
 
 Each window of a model that fits in one chunk is done with unary calls:
 PullOne then CommitOne for the elastic rules, one CommitOne that returns the
-centre after the fold for the delta rules (a master without them gets the
-streaming Exchange call instead); larger models use Pull and Commit (see
-`exchange_max_bytes`). When a call breaks off, the window is finished with Pull
-and Commit (which retry, register again and are deduplicated by sequence); a
-master without Exchange gets Pull and Commit from then on.
+centre after the fold for the delta rules; larger models use Pull and Commit
+(the streaming Exchange call up to `exchange_max_bytes`). When a call breaks
+off, the window is finished with Pull and Commit (which retry, register again
+and are deduplicated by sequence). Master and workers run one release of the
+v1 protocol, which has every one of these rpcs: one the master does not offer
+(UNIMPLEMENTED) is an error, not a reason to switch paths.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ log = logging.getLogger("trafficdl.worker")
 
 
 @dataclass
-class Progress:
+class CommitProgress:
     """Cumulative progress a commit reports (the master's view of this rank)."""
 
     batches_done: int = 0
@@ -48,6 +49,8 @@ class Progress:
 
 
 class Exchanger:
+    """One rank's exchanges with the master, window after window."""
+
     def __init__(
         self,
         client: ParameterServerClient,
@@ -68,7 +71,9 @@ class Exchanger:
         self.last_pull = center.clone()  # x_pull for the delta rules
         self.run_done = False
         self.seconds = 0.0  # time spent exchanging (pulls + commits)
-        self.combined = True  # one Exchange call per window while the master offers it
+        # The one-call paths (PullOne + CommitOne, or Exchange) for a model up to
+        # `exchange_max_bytes`; False: Pull and Commit always (bench_exchange compares).
+        self.combined = True
         # ...for tensors up to this many wire bytes (None: the client's chunk size). A
         # one-chunk model (the LSTM's 0.2 MB) is bound by per-call costs, which one call
         # instead of two cuts; for a many-chunk model (the CNN's 23 MB) the two streaming
@@ -86,7 +91,7 @@ class Exchanger:
         self.counter = pulled.update_counter
         return pulled.center
 
-    def _header(self, progress: Progress, final: bool) -> pb.CommitHeader:
+    def _header(self, progress: CommitProgress, final: bool) -> pb.CommitHeader:
         # The sequence number is the rank's cumulative batch count: it grows with every
         # commit *across worker restarts* (a restarted worker resumes at its last
         # acknowledged batch), so the master's dedup of retried commits stays exact.
@@ -118,7 +123,7 @@ class Exchanger:
         self.run_done = response.run_done
 
     def exchange(
-        self, local: torch.Tensor, progress: Progress, *, final: bool = False
+        self, local: torch.Tensor, progress: CommitProgress, *, final: bool = False
     ) -> torch.Tensor:
         """One window's pull + commit; returns the vector to continue from (in `local`)."""
         header = self._header(progress, final)
@@ -144,11 +149,7 @@ class Exchanger:
                 self._spent(time.perf_counter() - t0)
                 if not exc.finishable:
                     raise exc.cause from None  # as a refused Commit or Pull would
-                if exc.unimplemented:
-                    self.combined = False
-                    log.info("master has no Exchange rpc: using Pull and Commit")
-                else:
-                    log.warning("%s: finishing the window with Pull and Commit", exc)
+                log.warning("%s: finishing the window with Pull and Commit", exc)
                 if exc.pulled is not None:
                     self.counter = exc.pulled.update_counter
                 contribution = exc.contribution
@@ -166,7 +167,7 @@ class Exchanger:
                     return local
                 self.last_pull = done.pulled.center  # type: ignore[union-attr]
                 return self.rule.after_commit(local, done.contribution, self.last_pull)
-        # Pull and Commit: a master without Exchange, or what a broken-off one left to do.
+        # Pull and Commit: a many-chunk model, or what a broken-off exchange left to do.
         if self.rule.elastic:
             if contribution is None:
                 center = self._pull()
