@@ -19,14 +19,25 @@ def test_paper_is_alpha_half_whatever_n(n: int) -> None:
 
 
 def test_robust_holds_total_pull_and_steps_per_epoch() -> None:
-    train, dist = presets.apply("robust", TRAIN, DistConfig(workers=16, window_epochs=1.0), 16)
-    assert dist.alpha * 16 == pytest.approx(presets.ROBUST_BETA) == pytest.approx(1.8)
-    assert train.batch_size == 3  # 50 / 16: a worker steps as often as the centralized trainer
+    train, dist = presets.apply("robust", TRAIN, DistConfig(workers=8, window_epochs=1.0), 8)
+    assert dist.alpha * 8 == pytest.approx(presets.ROBUST_BETA) == pytest.approx(1.8)
+    assert train.batch_size == 6  # 50 / 8: a worker steps as often as the centralized trainer
     assert dist.window == presets.ROBUST_WINDOW
-    assert (train.lr, train.epochs) == (TRAIN.lr, TRAIN.epochs)
+    assert (train.lr, train.epochs, train.patience) == (TRAIN.lr, TRAIN.epochs, TRAIN.patience)
 
 
-@pytest.mark.parametrize(("n", "beta"), [(2, 0.9), (4, 0.9), (5, 1.8), (8, 1.8), (64, 1.8)])
+def test_robust_many_workers_keep_alpha_commit_every_batch_and_wait_longer() -> None:
+    plateau = TrainConfig(model="lstm", batch_size=50, lr=1e-3, val_fraction=0.1, patience=5)
+    train, dist = presets.apply("robust", plateau, DistConfig(workers=16, window_epochs=1.0), 16)
+    assert dist.alpha == pytest.approx(0.225) and dist.window == 1
+    assert (train.batch_size, train.patience, train.lr) == (3, 10, plateau.lr)
+    train, _ = presets.apply("robust", TRAIN, DistConfig(workers=16), 16)
+    assert train.patience == 0  # fixed epochs (sweeps) stay fixed
+    _, dist = presets.apply("robust", TRAIN, DistConfig(workers=16, algorithm="easgd"), 16)
+    assert dist.alpha * 16 == pytest.approx(0.9) and dist.window == presets.ROBUST_WINDOW
+
+
+@pytest.mark.parametrize(("n", "beta"), [(2, 0.9), (4, 0.9), (5, 1.8), (8, 1.8), (64, 64 * 0.225)])
 def test_robust_pull_grows_with_n(n: int, beta: float) -> None:
     _, dist = presets.apply("robust", TRAIN, DistConfig(workers=n), n)
     assert dist.alpha * n == pytest.approx(beta)
