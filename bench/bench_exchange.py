@@ -29,6 +29,7 @@ import socket
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.table import Row, pick
@@ -76,6 +77,22 @@ def _serve_master(
     conn.send(port)
     conn.recv()  # told to stop
     server.stop(None).wait()
+
+
+def _client_results(ctx: Any, workers: int, target: Callable[..., None], head: tuple,
+                    tail: tuple) -> list[Any]:  # fmt: skip
+    """Start `workers` client processes `target(*head, pipe, *tail)`; their results."""
+    pipes, procs = [], []
+    for _ in range(workers):
+        a, b = ctx.Pipe()
+        p = ctx.Process(target=target, args=(*head, b, *tail))
+        p.start()
+        pipes.append(a)
+        procs.append(p)
+    results = [a.recv() for a in pipes]
+    for p in procs:
+        p.join()
+    return results
 
 
 def _client(
@@ -147,17 +164,7 @@ def _grpc_exchanges(
     master.start()
     try:
         port = parent.recv()
-        pipes, procs = [], []
-        for _ in range(workers):
-            a, b = ctx.Pipe()
-            p = ctx.Process(target=_client, args=(port, seconds, min_ex, wire, b, mode, secret))
-            p.start()
-            pipes.append(a)
-            procs.append(p)
-        results = [a.recv() for a in pipes]
-        for p in procs:
-            p.join()
-        return results
+        return _client_results(ctx, workers, _client, (port, seconds, min_ex, wire), (mode, secret))
     finally:
         parent.send("stop")
         master.join(10)
@@ -230,17 +237,7 @@ def _echo_exchanges(size: int, workers: int, seconds: float, min_ex: int) -> lis
     server.start()
     try:
         port = parent.recv()
-        pipes, procs = [], []
-        for _ in range(workers):
-            a, b = ctx.Pipe()
-            p = ctx.Process(target=_echo_client, args=(port, size, chunk, seconds, min_ex, b))
-            p.start()
-            pipes.append(a)
-            procs.append(p)
-        results = [a.recv() for a in pipes]
-        for p in procs:
-            p.join()
-        return results
+        return _client_results(ctx, workers, _echo_client, (port, size, chunk, seconds, min_ex), ())
     finally:
         parent.send("stop")
         server.join(10)
@@ -307,16 +304,7 @@ def _raw_exchanges(size: int, workers: int, seconds: float, min_ex: int) -> list
     server = ctx.Process(target=_raw_server, args=(size, workers, child))
     server.start()
     port = parent.recv()
-    pipes, procs = [], []
-    for _ in range(workers):
-        a, b = ctx.Pipe()
-        p = ctx.Process(target=_raw_client, args=(port, size, seconds, min_ex, b))
-        p.start()
-        pipes.append(a)
-        procs.append(p)
-    results = [a.recv() for a in pipes]
-    for p in procs:
-        p.join()
+    results = _client_results(ctx, workers, _raw_client, (port, size, seconds, min_ex), ())
     server.join(10)
     return results
 

@@ -16,8 +16,10 @@ operator image imports this module.
 
 from __future__ import annotations
 
+import argparse
 import os
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 # --- the custom resource ---------------------------------------------------------
 GROUP: Final = "trafficdl.io"
@@ -112,3 +114,24 @@ def env(name: str, default: str = "") -> str:
 def env_flag(name: str) -> bool:
     """A yes/no variable: only "1" means yes."""
     return os.environ.get(name, "") == "1"
+
+
+def env_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    name: str,
+    help: str,
+    *,
+    kind: Callable[[str], Any] = str,
+    default: str = "",
+) -> None:
+    """A process flag whose default is variable `name`, else `default` when it is unset or
+    empty (flags win over the environment); its help ends with the variable's name, so
+    `--help` documents the pod contract. A `kind` of bool makes a switch whose variable
+    means yes only when "1"."""
+    if kind is bool:
+        parser.add_argument(flag, action="store_true", default=env_flag(name),
+                            help=f"{help} [{name}=1]")  # fmt: skip
+        return
+    parser.add_argument(flag, type=kind, default=kind(env(name) or default),
+                        help=f"{help} [{name}]")  # fmt: skip

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trafficdl.config import DistConfig, TrainConfig, from_dict, replace
-from trafficdl.contract import Env, env, env_flag
+from trafficdl.contract import Env, env, env_option
 from trafficdl.distributed.spec import check_dist_config
 from trafficdl.errors import TrafficdlError
 from trafficdl.rpc import credentials
@@ -29,80 +29,35 @@ from trafficdl_master.app import MasterOptions, serve
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="trafficdl_master", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default=env(Env.DATASET), help=f"dataset dir [{Env.DATASET}]")
-    p.add_argument(
-        "--out-dir",
-        default=env(Env.OUT_DIR, "run"),
-        help=f"run directory to write [{Env.OUT_DIR}]",
-    )
-    p.add_argument("--run-id", default=env(Env.RUN_ID), help=f"run id [{Env.RUN_ID}]")
-    p.add_argument(
-        "--config",
-        default=env(Env.RUN_CONFIG),
-        help=f'JSON file or inline JSON {{"train": {{...}}, "dist": {{...}}}} [{Env.RUN_CONFIG}]',
-    )
-    p.add_argument(
-        "--world-size",
-        type=int,
-        default=int(env(Env.WORLD_SIZE, "0")),
-        help=f"number of workers N, overrides the config [{Env.WORLD_SIZE}]",
-    )
-    p.add_argument(
-        "--bind",
-        default=env(Env.BIND) or f"{env(Env.POD_IP) or '127.0.0.1'}:50051",
-        help=f"gRPC host:port, port 0 = any free; default: the pod IP (${Env.POD_IP}, "
-        "which the operator sets) or 127.0.0.1, never every interface unless asked "
-        f"[{Env.BIND}]",
-    )
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(env(Env.METRICS_PORT, "0")),
-        help=f"Prometheus port, 0: off [{Env.METRICS_PORT}]",
-    )
-    p.add_argument(
-        "--metrics-addr",
-        default=env(Env.METRICS_ADDR),
-        help="interface of the metrics endpoint (default: the --bind host) "
-        f"[{Env.METRICS_ADDR}]",
-    )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        default=env_flag(Env.RESUME),
-        help="this start continues a stopped run: the time it was stopped is not training "
-        f"time, and T restarts when every worker is back [{Env.RESUME}=1]",
-    )
-    p.add_argument(
-        "--t1-seconds",
-        type=float,
-        default=float(env(Env.T1_SECONDS, "0")),
-        help=f"known T1 for the ideal T1/N figures [{Env.T1_SECONDS}]",
-    )
-    p.add_argument(
-        "--linger",
-        type=float,
-        default=float(env(Env.LINGER, "0")),
-        help=f"seconds to keep answering Status after the run [{Env.LINGER}]",
-    )
-    p.add_argument(
-        "--ready-file",
-        default=env(Env.READY_FILE),
-        help=f"write the bound port here once listening [{Env.READY_FILE}]",
-    )
-    p.add_argument(
-        "--checkpoint-dir",
-        default=env(Env.CHECKPOINT_DIR),
-        help="recovery checkpoints; a restarted master resumes from the newest good one "
-        f"(default OUT_DIR/checkpoints) [{Env.CHECKPOINT_DIR}]",
-    )
-    p.add_argument(
-        "--insecure",
-        action="store_true",
-        default=env_flag(Env.INSECURE),
-        help="serve without a run token: anyone who reaches the port can commit "
-        f"(local debugging only) [{Env.INSECURE}=1]",
-    )
+    env_option(p, "--dataset", Env.DATASET, "dataset dir")
+    env_option(p, "--out-dir", Env.OUT_DIR, "run directory to write", default="run")
+    env_option(p, "--run-id", Env.RUN_ID, "run id")
+    env_option(p, "--config", Env.RUN_CONFIG,
+               'JSON file or inline JSON {"train": {...}, "dist": {...}}')  # fmt: skip
+    env_option(p, "--world-size", Env.WORLD_SIZE, "number of workers N, overrides the config",
+               kind=int, default="0")  # fmt: skip
+    env_option(p, "--bind", Env.BIND,
+               f"gRPC host:port, port 0 = any free; default: the pod IP (${Env.POD_IP}, which "
+               "the operator sets) or 127.0.0.1, never every interface unless asked",
+               default=f"{env(Env.POD_IP) or '127.0.0.1'}:50051")  # fmt: skip
+    env_option(p, "--metrics-port", Env.METRICS_PORT, "Prometheus port, 0: off", kind=int,
+               default="0")  # fmt: skip
+    env_option(p, "--metrics-addr", Env.METRICS_ADDR,
+               "interface of the metrics endpoint (default: the --bind host)")  # fmt: skip
+    env_option(p, "--resume", Env.RESUME,
+               "this start continues a stopped run: the time it was stopped is not training "
+               "time, and T restarts when every worker is back", kind=bool)  # fmt: skip
+    env_option(p, "--t1-seconds", Env.T1_SECONDS, "known T1 for the ideal T1/N figures",
+               kind=float, default="0")  # fmt: skip
+    env_option(p, "--linger", Env.LINGER, "seconds to keep answering Status after the run",
+               kind=float, default="0")  # fmt: skip
+    env_option(p, "--ready-file", Env.READY_FILE, "write the bound port here once listening")
+    env_option(p, "--checkpoint-dir", Env.CHECKPOINT_DIR,
+               "recovery checkpoints; a restarted master resumes from the newest good one "
+               "(default OUT_DIR/checkpoints)")  # fmt: skip
+    env_option(p, "--insecure", Env.INSECURE,
+               "serve without a run token: anyone who reaches the port can commit (local "
+               "debugging only)", kind=bool)  # fmt: skip
     credentials.add_arguments(p, server=True)
     return p.parse_args(argv)
 

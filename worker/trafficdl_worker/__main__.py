@@ -21,7 +21,7 @@ import grpc
 import torch
 
 from trafficdl.config import TrainConfig
-from trafficdl.contract import Env, env
+from trafficdl.contract import Env, env, env_option
 from trafficdl.dataset import Dataset
 from trafficdl.distributed.spec import RunSpec
 from trafficdl.errors import TrafficdlError
@@ -36,60 +36,26 @@ log = logging.getLogger("trafficdl.worker")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="trafficdl_worker", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--master",
-        default=env(Env.MASTER_ADDR, "127.0.0.1:50051"),
-        help=f"master host:port [{Env.MASTER_ADDR}]",
-    )
-    p.add_argument(
-        "--rank",
-        type=int,
-        default=int(env(Env.RANK, "-1")),
-        help=f"this worker's rank, -1 to be assigned one [{Env.RANK}]",
-    )
-    p.add_argument(
-        "--world-size",
-        type=int,
-        default=int(env(Env.WORLD_SIZE, "0")),
-        help=f"expected N, checked against the master's (0: any) [{Env.WORLD_SIZE}]",
-    )
-    p.add_argument("--run-id", default=env(Env.RUN_ID), help=f"run id [{Env.RUN_ID}]")
-    p.add_argument(
-        "--dataset",
-        default=env(Env.DATASET),
-        help=f"local dataset path (default: the master's) [{Env.DATASET}]",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=int(env(Env.THREADS, "0")),
-        help=f"torch threads (0: the run's threads_per_worker) [{Env.THREADS}]",
-    )
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(env(Env.METRICS_PORT, "0")),
-        help=f"Prometheus port, 0: off [{Env.METRICS_PORT}]",
-    )
-    p.add_argument(
-        "--metrics-addr",
-        default=env(Env.METRICS_ADDR) or env(Env.POD_IP) or "127.0.0.1",
-        help=f"interface of the metrics endpoint (default: the pod IP ${Env.POD_IP}, "
-        f"else 127.0.0.1) [{Env.METRICS_ADDR}]",
-    )
-    p.add_argument(
-        "--linger",
-        type=float,
-        default=float(env(Env.LINGER, "0")),
-        help="seconds to keep the metrics endpoint up after the run, for a last scrape "
-        f"[{Env.LINGER}]",
-    )
-    p.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=float(env(Env.CONNECT_TIMEOUT, "120")),
-        help=f"seconds to wait for the master [{Env.CONNECT_TIMEOUT}]",
-    )
+    env_option(p, "--master", Env.MASTER_ADDR, "master host:port", default="127.0.0.1:50051")
+    env_option(p, "--rank", Env.RANK, "this worker's rank, -1 to be assigned one", kind=int,
+               default="-1")  # fmt: skip
+    env_option(p, "--world-size", Env.WORLD_SIZE,
+               "expected N, checked against the master's (0: any)", kind=int,
+               default="0")  # fmt: skip
+    env_option(p, "--run-id", Env.RUN_ID, "run id")
+    env_option(p, "--dataset", Env.DATASET, "local dataset path (default: the master's)")
+    env_option(p, "--threads", Env.THREADS, "torch threads (0: the run's threads_per_worker)",
+               kind=int, default="0")  # fmt: skip
+    env_option(p, "--metrics-port", Env.METRICS_PORT, "Prometheus port, 0: off", kind=int,
+               default="0")  # fmt: skip
+    env_option(p, "--metrics-addr", Env.METRICS_ADDR,
+               f"interface of the metrics endpoint (default: the pod IP ${Env.POD_IP}, else "
+               "127.0.0.1)", default=env(Env.POD_IP) or "127.0.0.1")  # fmt: skip
+    env_option(p, "--linger", Env.LINGER,
+               "seconds to keep the metrics endpoint up after the run, for a last scrape",
+               kind=float, default="0")  # fmt: skip
+    env_option(p, "--connect-timeout", Env.CONNECT_TIMEOUT, "seconds to wait for the master",
+               kind=float, default="120")  # fmt: skip
     credentials.add_arguments(p, server=False)
     return p.parse_args(argv)
 
