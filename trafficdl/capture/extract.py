@@ -132,9 +132,8 @@ def _extract(path: str | Path, cfg: ExtractConfig, capture_index: int, fast: boo
         result.warnings.append(f"unsupported link types {sorted(st.unknown_links)} skipped")
     if st.malformed:
         result.warnings.append(f"{st.malformed} malformed packets skipped")
-    sink = walker if isinstance(walker, FastWalk) else walker.sink
-    if len(sink):
-        result.payload, result.packets, result.objects = sink.arrays()
+    if len(walker.sink):
+        result.payload, result.packets, result.objects = walker.sink.arrays()
     return result
 
 

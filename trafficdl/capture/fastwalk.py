@@ -120,6 +120,11 @@ class FastWalk:
             np.array(records, dtype=OBJECT_DTYPE),
         )
 
+    @property
+    def sink(self) -> FastWalk:
+        """Walker's interface: the objects are read from `sink` (here the walk itself)."""
+        return self
+
     def __len__(self) -> int:
         return 0 if self._out is None else len(self._out[2])
 
