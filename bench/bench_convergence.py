@@ -37,7 +37,9 @@ from trafficdl.training.run import run_centralized
 
 MODEL = "lstm"
 LR = 0.003
-PRESETS = ("paper", "robust")
+# A configuration is a preset, optionally with "--overlap" (exchanges in the background:
+# the check that their extra staleness leaves macro F where the blocking run has it).
+PRESETS = ("paper", "robust", "robust --overlap")
 
 
 def _dataset(root: Path, apps: int, flows: int) -> Path:
@@ -70,9 +72,11 @@ def measure(
         ref = run_centralized(ds, train, root / f"c{seed}")["run"]
         f["centralized"][seed], ran["centralized"][seed] = _macro_f(ref), ref["epochs_run"]
         for name in configs:
-            t, d = presets.apply(name, train, DistConfig(workers=workers), workers)
-            d = replace(d, threads_per_worker=1)
-            run = run_local(ds, t, d, root / f"{name}{seed}", progress=False).run
+            preset, _, flag = name.partition(" ")
+            t, d = presets.apply(preset, train, DistConfig(workers=workers), workers)
+            d = replace(d, threads_per_worker=1, overlap=flag == "--overlap")
+            out = root / f"{name.replace(' --', '-')}{seed}"
+            run = run_local(ds, t, d, out, progress=False).run
             f[name][seed], ran[name][seed] = _macro_f(run), float(run["epochs_run"])
     return f, ran
 

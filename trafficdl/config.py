@@ -99,6 +99,10 @@ class DistConfig:
     node_type: str = "DS4v2"  # a name from trafficdl.cost.NODE_TYPES, informational
     currency: str = "EUR"
     chunk_bytes: int = 1 << 20  # streaming chunk size for tensors on the wire
+    # Overlap: a worker's exchange runs on a thread of its own while the next mini-batches
+    # train; its answer is folded in when it lands (one exchange in flight at most). The
+    # asynchronous rules only: EASGD's barrier is the algorithm (docs/distributed.md).
+    overlap: bool = False
     # Faults (docs/faults.md): workers send a heartbeat this often; the master marks a
     # rank lost after `lost_after` seconds without hearing from it. Durability:
     # 1 = no acknowledged commit is lost (asynchronous rules: an fsync'd commit log
@@ -133,6 +137,11 @@ class DistConfig:
     @property
     def synchronous(self) -> bool:
         return self.algorithm in SYNCHRONOUS_ALGORITHMS
+
+    @property
+    def overlaps(self) -> bool:
+        """Whether workers really overlap: asked for, and the rule has no barrier."""
+        return self.overlap and not self.synchronous
 
     @property
     def alpha(self) -> float:

@@ -62,6 +62,7 @@ DIST_FIELDS: Final[dict[str, str]] = {
     "elasticLr": "elastic_lr",
     "wireDtype": "wire_dtype",
     "syncTimeoutSeconds": "sync_timeout",
+    "overlap": "overlap",
 }
 
 

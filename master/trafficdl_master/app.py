@@ -50,7 +50,7 @@ from trafficdl_master import elastic, liveness, metrics, plateau, recovery
 from trafficdl_master.center import Center
 from trafficdl_master.server import ParameterServerServicer, make_master_server
 from trafficdl_master.snapshot_store import CheckpointError, CheckpointStore
-from trafficdl_master.state import CenterState
+from trafficdl_master.state import CenterState, exchange_waits
 
 log = logging.getLogger("trafficdl.master")
 STOP_GRACE_S = 2.0  # in-flight calls may finish when the master is stopped
@@ -196,6 +196,9 @@ def finish(
         t1_seconds=t1,
     )  # fmt: skip
     run.update(stopping)
+    run["exchange"] = exchange_waits(
+        center.state.workers, overlap=spec.dist.overlaps, commits=p.commits_total
+    )
     if stopping["epochs_run"] > 0:  # WTPE over the epochs actually run (early stop)
         run["wtpe_seconds"] = run["training_seconds"] / stopping["epochs_run"]
     history = {"epochs": epochs, "commits": commits, "validation": validation or []}

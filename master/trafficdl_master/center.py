@@ -255,6 +255,11 @@ class Center:
         w.acked_batches = max(w.acked_batches, info.batches_done)
         self._progress(w, info.epoch, info.batches_done, info.samples_done)
         w.loss, w.accuracy = info.loss, info.accuracy
+        # Cumulative on the worker's side: the latest commit says all (a retried or
+        # reordered one never lowers them).
+        w.elapsed_seconds = max(w.elapsed_seconds, info.elapsed_seconds)
+        w.blocked_seconds = max(w.blocked_seconds, info.blocked_seconds)
+        w.lag_batches = max(w.lag_batches, info.lag_batches)
         self.state.commits_total += 1
         if len(self.state.history) < HISTORY_LIMIT:
             self.state.history.append(

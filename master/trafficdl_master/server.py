@@ -230,6 +230,9 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
             accuracy=h.accuracy,
             window_batches=max(h.window_batches, 1),
             final=h.final,
+            elapsed_seconds=h.elapsed_seconds,
+            blocked_seconds=h.blocked_seconds,
+            lag_batches=h.lag_batches,
         )
         fold = self.center.commit if self.durable is None else self.durable.commit
         try:

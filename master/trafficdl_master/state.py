@@ -35,6 +35,11 @@ class WorkerProgress:
     commits: int = 0
     last_sequence: int = 0
     acked_batches: int = 0  # batches covered by its last folded commit: where a restart resumes
+    # The worker's clock, from its last commit: training-loop seconds, seconds of them
+    # blocked on exchanges, batches trained while an overlapped exchange was in flight.
+    elapsed_seconds: float = 0.0
+    blocked_seconds: float = 0.0
+    lag_batches: int = 0
 
 
 @dataclass
@@ -51,6 +56,9 @@ class CommitInfo:
     accuracy: float = float("nan")
     window_batches: int = 1
     final: bool = False
+    elapsed_seconds: float = 0.0
+    blocked_seconds: float = 0.0
+    lag_batches: int = 0
 
 
 @dataclass
@@ -142,3 +150,30 @@ class CenterState:
             history=list(data["history"]),
             rescales=[dict(r) for r in data.get("rescales", [])],
         )
+
+
+def exchange_waits(
+    workers: dict[int, WorkerProgress], *, overlap: bool, commits: int
+) -> dict[str, Any]:
+    """run.json's "exchange" block: how much of its training loop each rank spent
+    waiting on the master, from the clocks the workers' commits carry.
+
+    `blocked_fraction` is over all ranks (Σ blocked / Σ elapsed); with overlap,
+    `lag_batches_mean` is the extra staleness the update rule sees: the local
+    mini-batches trained per commit while that commit was in flight."""
+    ranks = sorted(workers)
+    elapsed = sum(workers[r].elapsed_seconds for r in ranks)
+    blocked = sum(workers[r].blocked_seconds for r in ranks)
+    lag = sum(workers[r].lag_batches for r in ranks)
+    return {
+        "overlap": overlap,
+        "blocked_seconds": round(blocked, 4),
+        "blocked_fraction": round(blocked / elapsed, 4) if elapsed > 0 else None,
+        "blocked_fraction_per_rank": [
+            round(workers[r].blocked_seconds / workers[r].elapsed_seconds, 4)
+            if workers[r].elapsed_seconds > 0
+            else None
+            for r in ranks
+        ],
+        "lag_batches_mean": round(lag / commits, 3) if commits else 0.0,
+    }

@@ -119,6 +119,13 @@ def train(
     sync_timeout: Annotated[float, typer.Option(help="Barrier wait in seconds.")] = (
         _D.sync_timeout
     ),
+    overlap: Annotated[
+        bool,
+        typer.Option(
+            help="Workers exchange in the background while the next mini-batches train "
+            "(asynchronous rules; docs/distributed.md)."
+        ),
+    ] = _D.overlap,
     preset: Annotated[
         str,
         typer.Option(
@@ -154,6 +161,7 @@ def train(
         wire_dtype=wire_dtype,
         threads_per_worker=threads_per_worker,
         sync_timeout=sync_timeout,
+        overlap=overlap,
         worker_price=worker_price,
         master_price=master_price,
         node_type=node_type,

@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         client.leave(reg.rank, "finished")
         print(
             f"worker {result.rank}: {result.batches} batches, {result.commits} commits, "
-            f"{result.seconds:.2f} s ({result.exchange_seconds:.2f} s exchanging)",
+            f"{result.seconds:.2f} s ({result.exchange_seconds:.2f} s exchanging, "
+            f"{result.blocked_seconds:.2f} s of it blocking training)",
             file=sys.stderr,
         )
         if args.metrics_port > 0 and args.linger > 0:

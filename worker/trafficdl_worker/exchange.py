@@ -46,6 +46,11 @@ class CommitProgress:
     loss: float = float("nan")
     accuracy: float = float("nan")
     window_batches: int = 1
+    # The worker's clock (cumulative): loop seconds, seconds waiting on exchanges,
+    # batches trained while overlapped exchanges were in flight.
+    elapsed_seconds: float = 0.0
+    blocked_seconds: float = 0.0
+    lag_batches: int = 0
 
 
 class Exchanger:
@@ -107,6 +112,9 @@ class Exchanger:
             accuracy=progress.accuracy,
             window_batches=max(progress.window_batches, 1),
             final=final,
+            elapsed_seconds=progress.elapsed_seconds,
+            blocked_seconds=progress.blocked_seconds,
+            lag_batches=progress.lag_batches,
         )
 
     def _commit(self, contribution: torch.Tensor, header: pb.CommitHeader) -> None:

@@ -42,6 +42,15 @@ STALENESS = Histogram(
     "Centre updates folded between this worker's pull and its commit",
     buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
 )
+BLOCKED_SECONDS = Counter(
+    "trafficdl_worker_blocked_seconds_total",
+    "Seconds the training loop waited on exchanges (all of them without overlap)",
+)
+OVERLAP_LAG = Histogram(
+    "trafficdl_worker_overlap_lag_batches",
+    "Mini-batches trained while an overlapped exchange was in flight",
+    buckets=(0, 1, 2, 3, 4, 6, 8, 16, 32),
+)
 
 # Faults (docs/faults.md).
 RETRIES = Counter(

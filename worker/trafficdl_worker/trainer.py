@@ -9,6 +9,10 @@ longer than its whole training still moves the centre (dist-keras' bug).
 When the master answers a commit with `run_done` (it stopped the run on a
 plateau of the centre's validation loss, master/trafficdl_master/plateau.py),
 the worker stops before its epoch budget and makes that final commit at once.
+With `DistConfig.overlap` (asynchronous rules) a window's exchange runs in the
+background while the next mini-batches train (overlap.py); the final commit
+always waits. Either way the loop meters the time it waits on the master, and
+every commit carries it, so run.json reports the fraction spent blocked.
 
 The per-batch step is the centralized trainer's (`trafficdl.training.loop`),
 so the only difference between T1 through the master and the centralized
@@ -36,6 +40,7 @@ from trafficdl.training.loop import train_step
 from trafficdl.training.runtime import make_optimizer, seed_everything, select_device
 from trafficdl_worker import metrics
 from trafficdl_worker.exchange import CommitProgress, Exchanger
+from trafficdl_worker.overlap import BackgroundExchange, Stopwatch
 from trafficdl_worker.resilience import ResilientClient
 
 
@@ -51,6 +56,34 @@ class WorkerResult:
     commits: int
     seconds: float
     exchange_seconds: float
+    blocked_seconds: float = 0.0
+
+
+# With overlap, training runs at most this many windows ahead of an exchange in flight.
+MAX_LAG_WINDOWS = 4
+
+
+class _Window:
+    """Training figures of the current commit window (and the rank's sample count)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.hits = torch.zeros((), dtype=torch.int64, device=device)
+        self.samples = 0  # cumulative over the run
+        self.window_samples = 0
+        self.batches = 0
+
+    def add(self, loss: torch.Tensor, hit: torch.Tensor, n: int) -> None:
+        self.loss_sum += loss * n
+        self.hits += hit
+        self.samples += n
+        self.window_samples += n
+        self.batches += 1
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.hits.zero_()
+        self.window_samples = self.batches = 0
 
 
 def partition_rows(dataset: Dataset, spec: RunSpec, rank: int, world: int) -> np.ndarray:
@@ -99,97 +132,127 @@ class WorkerTrainer:
             counter=reg.update_counter,
         )
 
+        self.background = BackgroundExchange(self.exchanger) if spec.dist.overlaps else None
+        self.clock = Stopwatch()
+
+    def _local(self) -> torch.Tensor:
+        # parameters_to_vector concatenates into a new tensor: a copy the exchange may keep.
+        return parameters_to_vector(self.model.parameters()).detach()
+
     def _exchange(self, progress: CommitProgress, final: bool) -> None:
-        local = parameters_to_vector(self.model.parameters()).detach().cpu()
-        new = self.exchanger.exchange(local, progress, final=final)
-        vector_to_parameters(new.to(self.device), self.model.parameters())
+        """One window's exchange, waited for (no overlap, or the final commit)."""
+
+        def call() -> None:
+            new = self.exchanger.exchange(self._local().cpu(), progress, final=final)
+            vector_to_parameters(new.to(self.device), self.model.parameters())
+
+        self.clock.timed(call)
+
+    def _land(self, step: int) -> None:
+        """Fold the exchange in flight into the model (waiting for it if it has not landed)."""
+        bg = self.background
+        if bg is None or not bg.in_flight:
+            return
+
+        def call() -> None:
+            moved = bg.land(self._local(), step)
+            vector_to_parameters(moved, self.model.parameters())
+
+        self.clock.timed(call)
+
+    def _deferred(self, step: int) -> bool:
+        """With overlap, a window whose predecessor is still on its way grows by a batch
+        instead of waiting for it, up to MAX_LAG_WINDOWS windows behind: then it waits."""
+        bg = self.background
+        return bg is not None and bg.in_flight and bg.lag(step) < MAX_LAG_WINDOWS * self.window
+
+    def _window(self, progress: CommitProgress, step: int) -> None:
+        """The exchange at the end of a window: blocking, or handed to the background."""
+        bg = self.background
+        if bg is None:
+            self._exchange(progress, final=False)
+            return
+        self._land(step)  # the previous window's, if it is still on its way
+        if self.exchanger.run_done:
+            return
+        self.clock.timed(lambda: bg.start(self._local().cpu(), progress, step))
 
     def train(self) -> WorkerResult:
         cfg = self.spec.train
         total = cfg.epochs * self.per_epoch
         done = min(self.reg.resume_batches, total)  # batches the master already has
-        samples = 0
-        loss_sum = torch.zeros((), device=self.device)
-        hits = torch.zeros((), dtype=torch.int64, device=self.device)
-        window_samples = window_batches = 0
-        t_start = time.monotonic()
+        w = _Window(self.device)
         step = done
-        for epoch in range(cfg.epochs):
-            if self.exchanger.run_done:
-                break
-            t_epoch = time.monotonic()
-            seed = cfg.seed * 1009 + self.rank
-            for b, (x, y) in enumerate(
-                batches(self.split, cfg.batch_size, shuffle=True, seed=seed, epoch=epoch)
-            ):
-                if epoch * self.per_epoch + b < done:
-                    continue  # resumed: these batches were committed before a restart
-                loss, hit = train_step(
-                    self.model, self.optimizer, x, y, adapter=self.adapter, loss_fn=self.loss_fn
-                )
-                n = len(y)
-                loss_sum += loss * n
-                hits += hit
-                samples += n
-                window_samples += n
-                window_batches += 1
-                step = epoch * self.per_epoch + b + 1
-                metrics.BATCHES.inc()
-                metrics.SAMPLES.inc(n)
-                metrics.EPOCH.set(step / self.per_epoch)
-                if window_batches >= self.window and step < total:
-                    self._exchange(
-                        self._progress(
-                            step, samples, loss_sum, hits, window_samples, window_batches
-                        ),
-                        final=False,
-                    )
-                    loss_sum.zero_()
-                    hits.zero_()
-                    window_samples = window_batches = 0
-                    if self.exchanger.run_done:  # the master stopped the run (plateau)
-                        break
-                # The heartbeat thread sends it every DistConfig.heartbeat_seconds.
-                self.client.report_progress(step / self.per_epoch, step)
-                self._time_metrics(time.monotonic() - t_start)
-            metrics.EPOCH_DURATION.observe(time.monotonic() - t_epoch)
+        try:
+            for epoch in range(cfg.epochs):
+                if self.exchanger.run_done:
+                    break
+                step = self._epoch(epoch, w, step, done, total)
+            self._land(step)  # the last overlapped window lands before the final commit
+        finally:
+            if self.background is not None:
+                self.background.close()
         # The final commit, always: the work since the last exchange (possibly all of it).
         end = step if self.exchanger.run_done else total
-        self._exchange(
-            self._progress(end, samples, loss_sum, hits, window_samples, window_batches),
-            final=True,
-        )
-        seconds = time.monotonic() - t_start
+        self._exchange(self._progress(end, w), final=True)
+        seconds = self.clock.elapsed()
         self._time_metrics(seconds)
         return WorkerResult(
             rank=self.rank,
             batches=max(end - done, 0),
-            samples=samples,
+            samples=w.samples,
             commits=self.exchanger.commits,
             seconds=seconds,
             exchange_seconds=self.exchanger.seconds,
+            blocked_seconds=self.clock.blocked,
         )
 
-    def _progress(
-        self,
-        step: int,
-        samples: int,
-        loss_sum: torch.Tensor,
-        hits: torch.Tensor,
-        window_samples: int,
-        window_batches: int,
-    ) -> CommitProgress:
-        loss = float(loss_sum) / window_samples if window_samples else float("nan")
-        acc = int(hits) / window_samples if window_samples else float("nan")
+    def _epoch(self, epoch: int, w: _Window, step: int, done: int, total: int) -> int:
+        """One local epoch (less the batches a resumed run already has); returns the step."""
+        cfg = self.spec.train
+        t_epoch = time.monotonic()
+        seed = cfg.seed * 1009 + self.rank
+        for b, (x, y) in enumerate(
+            batches(self.split, cfg.batch_size, shuffle=True, seed=seed, epoch=epoch)
+        ):
+            if epoch * self.per_epoch + b < done:
+                continue  # resumed: these batches were committed before a restart
+            loss, hit = train_step(
+                self.model, self.optimizer, x, y, adapter=self.adapter, loss_fn=self.loss_fn
+            )
+            w.add(loss, hit, len(y))
+            step = epoch * self.per_epoch + b + 1
+            metrics.BATCHES.inc()
+            metrics.SAMPLES.inc(len(y))
+            metrics.EPOCH.set(step / self.per_epoch)
+            if self.background is not None and self.background.ready():
+                self._land(step)  # landed meanwhile: fold it in now, the lag stays short
+            if w.batches >= self.window and step < total and not self._deferred(step):
+                self._window(self._progress(step, w), step)
+                w.reset()
+                if self.exchanger.run_done:  # the master stopped the run (plateau)
+                    break
+            # The heartbeat thread sends it every DistConfig.heartbeat_seconds.
+            self.client.report_progress(step / self.per_epoch, step)
+            self._time_metrics(self.clock.elapsed())
+        metrics.EPOCH_DURATION.observe(time.monotonic() - t_epoch)
+        return step
+
+    def _progress(self, step: int, w: _Window) -> CommitProgress:
+        loss = float(w.loss_sum) / w.window_samples if w.window_samples else float("nan")
+        acc = int(w.hits) / w.window_samples if w.window_samples else float("nan")
         metrics.LOSS.set(loss)
         metrics.ACCURACY.set(acc)
         return CommitProgress(
             batches_done=step,
-            samples_done=samples,
+            samples_done=w.samples,
             epoch=step / self.per_epoch,
             loss=loss,
             accuracy=acc,
-            window_batches=max(window_batches, 1),
+            window_batches=max(w.batches, 1),
+            elapsed_seconds=self.clock.elapsed(),
+            blocked_seconds=self.clock.blocked,
+            lag_batches=self.background.lag_batches if self.background is not None else 0,
         )
 
     def _time_metrics(self, seconds: float) -> None:

@@ -53,10 +53,13 @@ def _kill_master_mid_run(cl: Cluster) -> tuple[float, float]:
     return t_before, time.monotonic()
 
 
+@pytest.mark.parametrize("overlap", [False, True], ids=["blocking", "overlap"])
 def test_master_killed_and_restarted_loses_nothing_acknowledged(
-    tmp_path: Path, dataset: Path
+    tmp_path: Path, dataset: Path, overlap: bool
 ) -> None:
-    with Cluster(tmp_path, dataset, train=TRAIN, dist=DIST) as cl:
+    # With overlap the commit in flight when the master dies is on the exchange thread:
+    # its retries, the re-registration and any rewind reach the loop when it lands.
+    with Cluster(tmp_path, dataset, train=TRAIN, dist={**DIST, "overlap": overlap}) as cl:
         t_before, t_kill = _kill_master_mid_run(cl)
         time.sleep(OUTAGE_S)  # the pod is being rescheduled
         t_spawn = time.monotonic()
@@ -76,7 +79,11 @@ def test_master_killed_and_restarted_loses_nothing_acknowledged(
     assert restored >= 100 - DIST["workers"]
     counters = [c["counter"] for c in history["commits"]]
     assert counters == list(range(1, len(counters) + 1)), "a counter went backwards or skipped"
-    assert run["commits_total"] == len(counters) == _expected_commits(run)
+    assert run["commits_total"] == len(counters)
+    if overlap:  # windows grow while an exchange is in flight: at most the blocking count
+        assert run["exchange"]["overlap"] and run["commits_total"] <= _expected_commits(run)
+    else:
+        assert run["commits_total"] == _expected_commits(run)
     assert run["restarts"] == 1 and run["rejoins"] == 2  # both ranks registered again
     assert run["training_seconds"] >= t_before + (t_spawn - t_kill)
     assert re.search(r"(commit|pull) attempt 1 failed \(UNAVAILABLE", worker_logs)  # retried

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 from trafficdl_master.center import Center, CenterError
-from trafficdl_master.state import CenterState, CommitInfo
+from trafficdl_master.state import CenterState, CommitInfo, exchange_waits
 
 from trafficdl.optim import get_rule
 from trafficdl.rpc.framing import FrameCache, Frames, chunk_payload
@@ -181,3 +181,23 @@ def test_snapshot_carries_the_clock_forward() -> None:
     resumed.register(0, "w", block=False)
     now[0] = 17.0
     assert resumed.training_seconds() == 7.0
+
+
+def test_workers_clocks_give_the_blocked_fraction_of_run_json() -> None:
+    c = center(2)
+    v = torch.zeros(3)
+    clocks = [(0, 1, 2.0, 0.5, 1), (1, 1, 4.0, 0.4, 0), (0, 2, 3.0, 0.6, 3),
+              (0, 1, 1.0, 0.1, 0)]  # fmt: skip  # the last: rank 0's retried first commit
+    for rank, seq, elapsed, blocked, lag in clocks:
+        c.commit(CommitInfo(rank=rank, based_on_counter=0, sequence=seq, elapsed_seconds=elapsed,
+                            blocked_seconds=blocked, lag_batches=lag), v)  # fmt: skip
+    w0, w1 = c.state.workers[0], c.state.workers[1]
+    # cumulative on the worker: the latest figures win, a late retry never lowers them
+    assert (w0.elapsed_seconds, w0.blocked_seconds, w0.lag_batches) == (3.0, 0.6, 3)
+    waits = exchange_waits(c.state.workers, overlap=True, commits=c.state.commits_total)
+    assert waits["blocked_fraction"] == pytest.approx((0.6 + 0.4) / (3.0 + 4.0), abs=1e-4)
+    assert waits["blocked_fraction_per_rank"] == [0.2, 0.1]
+    assert waits["lag_batches_mean"] == pytest.approx(3 / 3, abs=1e-3)  # 3 commits folded
+    assert waits["overlap"] is True and w1.lag_batches == 0
+    restored = CenterState.restore(c.state.snapshot())  # checkpoints keep the clocks
+    assert restored.workers[0].blocked_seconds == 0.6

@@ -106,6 +106,7 @@ def test_manifest_maps_configs_onto_the_crd() -> None:
         "elasticLr": 0.02,
         "wireDtype": "float32",
         "syncTimeoutSeconds": 60.0,
+        "overlap": False,
     }
     assert spec["scale"]["workers"] == 4
     assert spec["pricing"] == {

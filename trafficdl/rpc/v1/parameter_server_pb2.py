@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'trafficdl/rpc/v1/parameter_server.proto\x12\x10trafficdl.rpc.v1\"x\n\nTensorInfo\x12*\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1b.trafficdl.rpc.v1.WireDtype\x12\x14\n\x0cnum_elements\x18\x02 \x01(\x04\x12\x11\n\tnum_bytes\x18\x03 \x01(\x04\x12\x15\n\rmodel_version\x18\x04 \x01(\t\"B\n\x0fRegisterRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\"\xa7\x01\n\x0cRegisterInfo\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x12\n\nworld_size\x18\x02 \x01(\x05\x12\x17\n\x0frun_config_json\x18\x03 \x01(\t\x12\x16\n\x0eupdate_counter\x18\x04 \x01(\x04\x12\x16\n\x0eresume_batches\x18\x05 \x01(\x04\x12,\n\x06tensor\x18\x06 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.TensorInfo\"[\n\x10RegisterResponse\x12.\n\x04info\x18\x01 \x01(\x0b\x32\x1e.trafficdl.rpc.v1.RegisterInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"+\n\x0bPullRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\"R\n\nPullHeader\x12\x16\n\x0eupdate_counter\x18\x01 \x01(\x04\x12,\n\x06tensor\x18\x02 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.TensorInfo\"W\n\x0cPullResponse\x12.\n\x06header\x18\x01 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.PullHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x88\x02\n\x0c\x43ommitHeader\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x18\n\x10\x62\x61sed_on_counter\x18\x03 \x01(\x04\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x14\n\x0c\x62\x61tches_done\x18\x05 \x01(\x04\x12\x14\n\x0csamples_done\x18\x06 \x01(\x04\x12\r\n\x05\x65poch\x18\x07 \x01(\x01\x12\x0c\n\x04loss\x18\x08 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\t \x01(\x01\x12\x16\n\x0ewindow_batches\x18\n \x01(\r\x12\r\n\x05\x66inal\x18\x0b \x01(\x08\x12,\n\x06tensor\x18\x0c \x01(\x0b\x32\x1c.trafficdl.rpc.v1.TensorInfo\"Z\n\rCommitRequest\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.trafficdl.rpc.v1.CommitHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"M\n\x0e\x43ommitResponse\x12\x16\n\x0eupdate_counter\x18\x01 \x01(\x04\x12\x11\n\tstaleness\x18\x02 \x01(\x04\x12\x10\n\x08run_done\x18\x03 \x01(\x08\"}\n\x0f\x45xchangeRequest\x12+\n\x04pull\x18\x01 \x01(\x0b\x32\x1d.trafficdl.rpc.v1.PullRequest\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12.\n\x06header\x18\x03 \x01(\x0b\x32\x1e.trafficdl.rpc.v1.CommitHeader\"~\n\x10\x45xchangeResponse\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.PullHeader\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12-\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32 .trafficdl.rpc.v1.CommitResponse\".\n\x0ePullOneRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\"T\n\x0fPullOneResponse\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.PullHeader\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0cJ\x04\x08\x03\x10\x04\"~\n\x10\x43ommitOneRequest\x12+\n\x04pull\x18\x01 \x01(\x0b\x32\x1d.trafficdl.rpc.v1.PullRequest\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12.\n\x06header\x18\x03 \x01(\x0b\x32\x1e.trafficdl.rpc.v1.CommitHeader\"\x7f\n\x11\x43ommitOneResponse\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.PullHeader\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12-\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32 .trafficdl.rpc.v1.CommitResponse\"U\n\x10HeartbeatRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\r\n\x05\x65poch\x18\x03 \x01(\x01\x12\x14\n\x0c\x62\x61tches_done\x18\x04 \x01(\x04\"=\n\x11HeartbeatResponse\x12\x16\n\x0eupdate_counter\x18\x01 \x01(\x04\x12\x10\n\x08run_done\x18\x02 \x01(\x08\"<\n\x0cLeaveRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x0f\n\rLeaveResponse\"\x1f\n\rStatusRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x8d\x01\n\x15\x43lassificationFigures\x12\x10\n\x08\x61\x63\x63uracy\x18\x01 \x01(\x01\x12\x14\n\x0cmacro_recall\x18\x02 \x01(\x01\x12\x17\n\x0fmacro_precision\x18\x03 \x01(\x01\x12\x10\n\x08macro_f1\x18\x04 \x01(\x01\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x11\n\tconfusion\x18\x06 \x03(\x04\"\xa4\x04\n\x0eStatusResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12)\n\x05phase\x18\x02 \x01(\x0e\x32\x1a.trafficdl.rpc.v1.RunPhase\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12.\n\talgorithm\x18\x05 \x01(\x0e\x32\x1b.trafficdl.rpc.v1.Algorithm\x12\x12\n\nworld_size\x18\x06 \x01(\x05\x12\x19\n\x11workers_connected\x18\x07 \x01(\x05\x12\x18\n\x10workers_finished\x18\x08 \x01(\x05\x12\x14\n\x0cworkers_lost\x18\t \x01(\x05\x12\r\n\x05\x65poch\x18\n \x01(\x01\x12\x0e\n\x06\x65pochs\x18\x0b \x01(\x05\x12\x10\n\x08progress\x18\x0c \x01(\x01\x12\x16\n\x0eupdate_counter\x18\r \x01(\x04\x12\x15\n\rcommits_total\x18\x0e \x01(\x04\x12\x18\n\x10\x63ommits_rejected\x18\x0f \x01(\x04\x12\x18\n\x10training_seconds\x18\x10 \x01(\x01\x12\x14\n\x0cwtpe_seconds\x18\x11 \x01(\x01\x12\x12\n\nnode_hours\x18\x12 \x01(\x01\x12\x0c\n\x04\x63ost\x18\x13 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x14 \x01(\t\x12\x38\n\x07\x66igures\x18\x15 \x01(\x0b\x32\'.trafficdl.rpc.v1.ClassificationFigures\x12\x10\n\x08restarts\x18\x16 \x01(\r*p\n\tWireDtype\x12\x1a\n\x16WIRE_DTYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12WIRE_DTYPE_FLOAT32\x10\x01\x12\x16\n\x12WIRE_DTYPE_FLOAT16\x10\x02\x12\x17\n\x13WIRE_DTYPE_BFLOAT16\x10\x03*\x93\x01\n\tAlgorithm\x12\x19\n\x15\x41LGORITHM_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41LGORITHM_AEASGD\x10\x01\x12\x13\n\x0f\x41LGORITHM_EASGD\x10\x02\x12\x16\n\x12\x41LGORITHM_DOWNPOUR\x10\x03\x12\x12\n\x0e\x41LGORITHM_ADAG\x10\x04\x12\x14\n\x10\x41LGORITHM_DYNSGD\x10\x05*\x9c\x01\n\x08RunPhase\x12\x19\n\x15RUN_PHASE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_PHASE_WAITING\x10\x01\x12\x15\n\x11RUN_PHASE_RUNNING\x10\x02\x12\x18\n\x14RUN_PHASE_EVALUATING\x10\x03\x12\x17\n\x13RUN_PHASE_SUCCEEDED\x10\x04\x12\x14\n\x10RUN_PHASE_FAILED\x10\x05\x32\xe8\x05\n\x0fParameterServer\x12S\n\x08Register\x12!.trafficdl.rpc.v1.RegisterRequest\x1a\".trafficdl.rpc.v1.RegisterResponse0\x01\x12G\n\x04Pull\x12\x1d.trafficdl.rpc.v1.PullRequest\x1a\x1e.trafficdl.rpc.v1.PullResponse0\x01\x12M\n\x06\x43ommit\x12\x1f.trafficdl.rpc.v1.CommitRequest\x1a .trafficdl.rpc.v1.CommitResponse(\x01\x12U\n\x08\x45xchange\x12!.trafficdl.rpc.v1.ExchangeRequest\x1a\".trafficdl.rpc.v1.ExchangeResponse(\x01\x30\x01\x12N\n\x07PullOne\x12 .trafficdl.rpc.v1.PullOneRequest\x1a!.trafficdl.rpc.v1.PullOneResponse\x12T\n\tCommitOne\x12\".trafficdl.rpc.v1.CommitOneRequest\x1a#.trafficdl.rpc.v1.CommitOneResponse\x12T\n\tHeartbeat\x12\".trafficdl.rpc.v1.HeartbeatRequest\x1a#.trafficdl.rpc.v1.HeartbeatResponse\x12H\n\x05Leave\x12\x1e.trafficdl.rpc.v1.LeaveRequest\x1a\x1f.trafficdl.rpc.v1.LeaveResponse\x12K\n\x06Status\x12\x1f.trafficdl.rpc.v1.StatusRequest\x1a .trafficdl.rpc.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'trafficdl/rpc/v1/parameter_server.proto\x12\x10trafficdl.rpc.v1\"x\n\nTensorInfo\x12*\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1b.trafficdl.rpc.v1.WireDtype\x12\x14\n\x0cnum_elements\x18\x02 \x01(\x04\x12\x11\n\tnum_bytes\x18\x03 \x01(\x04\x12\x15\n\rmodel_version\x18\x04 \x01(\t\"B\n\x0fRegisterRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\"\xa7\x01\n\x0cRegisterInfo\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x12\n\nworld_size\x18\x02 \x01(\x05\x12\x17\n\x0frun_config_json\x18\x03 \x01(\t\x12\x16\n\x0eupdate_counter\x18\x04 \x01(\x04\x12\x16\n\x0eresume_batches\x18\x05 \x01(\x04\x12,\n\x06tensor\x18\x06 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.TensorInfo\"[\n\x10RegisterResponse\x12.\n\x04info\x18\x01 \x01(\x0b\x32\x1e.trafficdl.rpc.v1.RegisterInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"+\n\x0bPullRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\"R\n\nPullHeader\x12\x16\n\x0eupdate_counter\x18\x01 \x01(\x04\x12,\n\x06tensor\x18\x02 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.TensorInfo\"W\n\x0cPullResponse\x12.\n\x06header\x18\x01 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.PullHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xcf\x02\n\x0c\x43ommitHeader\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x18\n\x10\x62\x61sed_on_counter\x18\x03 \x01(\x04\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x14\n\x0c\x62\x61tches_done\x18\x05 \x01(\x04\x12\x14\n\x0csamples_done\x18\x06 \x01(\x04\x12\r\n\x05\x65poch\x18\x07 \x01(\x01\x12\x0c\n\x04loss\x18\x08 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\t \x01(\x01\x12\x16\n\x0ewindow_batches\x18\n \x01(\r\x12\r\n\x05\x66inal\x18\x0b \x01(\x08\x12,\n\x06tensor\x18\x0c \x01(\x0b\x32\x1c.trafficdl.rpc.v1.TensorInfo\x12\x17\n\x0f\x65lapsed_seconds\x18\r \x01(\x01\x12\x17\n\x0f\x62locked_seconds\x18\x0e \x01(\x01\x12\x13\n\x0blag_batches\x18\x0f \x01(\x04\"Z\n\rCommitRequest\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.trafficdl.rpc.v1.CommitHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"M\n\x0e\x43ommitResponse\x12\x16\n\x0eupdate_counter\x18\x01 \x01(\x04\x12\x11\n\tstaleness\x18\x02 \x01(\x04\x12\x10\n\x08run_done\x18\x03 \x01(\x08\"}\n\x0f\x45xchangeRequest\x12+\n\x04pull\x18\x01 \x01(\x0b\x32\x1d.trafficdl.rpc.v1.PullRequest\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12.\n\x06header\x18\x03 \x01(\x0b\x32\x1e.trafficdl.rpc.v1.CommitHeader\"~\n\x10\x45xchangeResponse\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.PullHeader\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12-\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32 .trafficdl.rpc.v1.CommitResponse\".\n\x0ePullOneRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\"T\n\x0fPullOneResponse\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.PullHeader\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0cJ\x04\x08\x03\x10\x04\"~\n\x10\x43ommitOneRequest\x12+\n\x04pull\x18\x01 \x01(\x0b\x32\x1d.trafficdl.rpc.v1.PullRequest\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12.\n\x06header\x18\x03 \x01(\x0b\x32\x1e.trafficdl.rpc.v1.CommitHeader\"\x7f\n\x11\x43ommitOneResponse\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.trafficdl.rpc.v1.PullHeader\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12-\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32 .trafficdl.rpc.v1.CommitResponse\"U\n\x10HeartbeatRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\r\n\x05\x65poch\x18\x03 \x01(\x01\x12\x14\n\x0c\x62\x61tches_done\x18\x04 \x01(\x04\"=\n\x11HeartbeatResponse\x12\x16\n\x0eupdate_counter\x18\x01 \x01(\x04\x12\x10\n\x08run_done\x18\x02 \x01(\x08\"<\n\x0cLeaveRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x0f\n\rLeaveResponse\"\x1f\n\rStatusRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x8d\x01\n\x15\x43lassificationFigures\x12\x10\n\x08\x61\x63\x63uracy\x18\x01 \x01(\x01\x12\x14\n\x0cmacro_recall\x18\x02 \x01(\x01\x12\x17\n\x0fmacro_precision\x18\x03 \x01(\x01\x12\x10\n\x08macro_f1\x18\x04 \x01(\x01\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x11\n\tconfusion\x18\x06 \x03(\x04\"\xa4\x04\n\x0eStatusResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12)\n\x05phase\x18\x02 \x01(\x0e\x32\x1a.trafficdl.rpc.v1.RunPhase\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12.\n\talgorithm\x18\x05 \x01(\x0e\x32\x1b.trafficdl.rpc.v1.Algorithm\x12\x12\n\nworld_size\x18\x06 \x01(\x05\x12\x19\n\x11workers_connected\x18\x07 \x01(\x05\x12\x18\n\x10workers_finished\x18\x08 \x01(\x05\x12\x14\n\x0cworkers_lost\x18\t \x01(\x05\x12\r\n\x05\x65poch\x18\n \x01(\x01\x12\x0e\n\x06\x65pochs\x18\x0b \x01(\x05\x12\x10\n\x08progress\x18\x0c \x01(\x01\x12\x16\n\x0eupdate_counter\x18\r \x01(\x04\x12\x15\n\rcommits_total\x18\x0e \x01(\x04\x12\x18\n\x10\x63ommits_rejected\x18\x0f \x01(\x04\x12\x18\n\x10training_seconds\x18\x10 \x01(\x01\x12\x14\n\x0cwtpe_seconds\x18\x11 \x01(\x01\x12\x12\n\nnode_hours\x18\x12 \x01(\x01\x12\x0c\n\x04\x63ost\x18\x13 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x14 \x01(\t\x12\x38\n\x07\x66igures\x18\x15 \x01(\x0b\x32\'.trafficdl.rpc.v1.ClassificationFigures\x12\x10\n\x08restarts\x18\x16 \x01(\r*p\n\tWireDtype\x12\x1a\n\x16WIRE_DTYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12WIRE_DTYPE_FLOAT32\x10\x01\x12\x16\n\x12WIRE_DTYPE_FLOAT16\x10\x02\x12\x17\n\x13WIRE_DTYPE_BFLOAT16\x10\x03*\x93\x01\n\tAlgorithm\x12\x19\n\x15\x41LGORITHM_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41LGORITHM_AEASGD\x10\x01\x12\x13\n\x0f\x41LGORITHM_EASGD\x10\x02\x12\x16\n\x12\x41LGORITHM_DOWNPOUR\x10\x03\x12\x12\n\x0e\x41LGORITHM_ADAG\x10\x04\x12\x14\n\x10\x41LGORITHM_DYNSGD\x10\x05*\x9c\x01\n\x08RunPhase\x12\x19\n\x15RUN_PHASE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_PHASE_WAITING\x10\x01\x12\x15\n\x11RUN_PHASE_RUNNING\x10\x02\x12\x18\n\x14RUN_PHASE_EVALUATING\x10\x03\x12\x17\n\x13RUN_PHASE_SUCCEEDED\x10\x04\x12\x14\n\x10RUN_PHASE_FAILED\x10\x05\x32\xe8\x05\n\x0fParameterServer\x12S\n\x08Register\x12!.trafficdl.rpc.v1.RegisterRequest\x1a\".trafficdl.rpc.v1.RegisterResponse0\x01\x12G\n\x04Pull\x12\x1d.trafficdl.rpc.v1.PullRequest\x1a\x1e.trafficdl.rpc.v1.PullResponse0\x01\x12M\n\x06\x43ommit\x12\x1f.trafficdl.rpc.v1.CommitRequest\x1a .trafficdl.rpc.v1.CommitResponse(\x01\x12U\n\x08\x45xchange\x12!.trafficdl.rpc.v1.ExchangeRequest\x1a\".trafficdl.rpc.v1.ExchangeResponse(\x01\x30\x01\x12N\n\x07PullOne\x12 .trafficdl.rpc.v1.PullOneRequest\x1a!.trafficdl.rpc.v1.PullOneResponse\x12T\n\tCommitOne\x12\".trafficdl.rpc.v1.CommitOneRequest\x1a#.trafficdl.rpc.v1.CommitOneResponse\x12T\n\tHeartbeat\x12\".trafficdl.rpc.v1.HeartbeatRequest\x1a#.trafficdl.rpc.v1.HeartbeatResponse\x12H\n\x05Leave\x12\x1e.trafficdl.rpc.v1.LeaveRequest\x1a\x1f.trafficdl.rpc.v1.LeaveResponse\x12K\n\x06Status\x12\x1f.trafficdl.rpc.v1.StatusRequest\x1a .trafficdl.rpc.v1.StatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trafficdl.rpc.v1.parameter_server_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WIREDTYPE']._serialized_start=2773
-  _globals['_WIREDTYPE']._serialized_end=2885
-  _globals['_ALGORITHM']._serialized_start=2888
-  _globals['_ALGORITHM']._serialized_end=3035
-  _globals['_RUNPHASE']._serialized_start=3038
-  _globals['_RUNPHASE']._serialized_end=3194
+  _globals['_WIREDTYPE']._serialized_start=2844
+  _globals['_WIREDTYPE']._serialized_end=2956
+  _globals['_ALGORITHM']._serialized_start=2959
+  _globals['_ALGORITHM']._serialized_end=3106
+  _globals['_RUNPHASE']._serialized_start=3109
+  _globals['_RUNPHASE']._serialized_end=3265
   _globals['_TENSORINFO']._serialized_start=61
   _globals['_TENSORINFO']._serialized_end=181
   _globals['_REGISTERREQUEST']._serialized_start=183
@@ -52,37 +52,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PULLRESPONSE']._serialized_start=643
   _globals['_PULLRESPONSE']._serialized_end=730
   _globals['_COMMITHEADER']._serialized_start=733
-  _globals['_COMMITHEADER']._serialized_end=997
-  _globals['_COMMITREQUEST']._serialized_start=999
-  _globals['_COMMITREQUEST']._serialized_end=1089
-  _globals['_COMMITRESPONSE']._serialized_start=1091
-  _globals['_COMMITRESPONSE']._serialized_end=1168
-  _globals['_EXCHANGEREQUEST']._serialized_start=1170
-  _globals['_EXCHANGEREQUEST']._serialized_end=1295
-  _globals['_EXCHANGERESPONSE']._serialized_start=1297
-  _globals['_EXCHANGERESPONSE']._serialized_end=1423
-  _globals['_PULLONEREQUEST']._serialized_start=1425
-  _globals['_PULLONEREQUEST']._serialized_end=1471
-  _globals['_PULLONERESPONSE']._serialized_start=1473
-  _globals['_PULLONERESPONSE']._serialized_end=1557
-  _globals['_COMMITONEREQUEST']._serialized_start=1559
-  _globals['_COMMITONEREQUEST']._serialized_end=1685
-  _globals['_COMMITONERESPONSE']._serialized_start=1687
-  _globals['_COMMITONERESPONSE']._serialized_end=1814
-  _globals['_HEARTBEATREQUEST']._serialized_start=1816
-  _globals['_HEARTBEATREQUEST']._serialized_end=1901
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1903
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1964
-  _globals['_LEAVEREQUEST']._serialized_start=1966
-  _globals['_LEAVEREQUEST']._serialized_end=2026
-  _globals['_LEAVERESPONSE']._serialized_start=2028
-  _globals['_LEAVERESPONSE']._serialized_end=2043
-  _globals['_STATUSREQUEST']._serialized_start=2045
-  _globals['_STATUSREQUEST']._serialized_end=2076
-  _globals['_CLASSIFICATIONFIGURES']._serialized_start=2079
-  _globals['_CLASSIFICATIONFIGURES']._serialized_end=2220
-  _globals['_STATUSRESPONSE']._serialized_start=2223
-  _globals['_STATUSRESPONSE']._serialized_end=2771
-  _globals['_PARAMETERSERVER']._serialized_start=3197
-  _globals['_PARAMETERSERVER']._serialized_end=3941
+  _globals['_COMMITHEADER']._serialized_end=1068
+  _globals['_COMMITREQUEST']._serialized_start=1070
+  _globals['_COMMITREQUEST']._serialized_end=1160
+  _globals['_COMMITRESPONSE']._serialized_start=1162
+  _globals['_COMMITRESPONSE']._serialized_end=1239
+  _globals['_EXCHANGEREQUEST']._serialized_start=1241
+  _globals['_EXCHANGEREQUEST']._serialized_end=1366
+  _globals['_EXCHANGERESPONSE']._serialized_start=1368
+  _globals['_EXCHANGERESPONSE']._serialized_end=1494
+  _globals['_PULLONEREQUEST']._serialized_start=1496
+  _globals['_PULLONEREQUEST']._serialized_end=1542
+  _globals['_PULLONERESPONSE']._serialized_start=1544
+  _globals['_PULLONERESPONSE']._serialized_end=1628
+  _globals['_COMMITONEREQUEST']._serialized_start=1630
+  _globals['_COMMITONEREQUEST']._serialized_end=1756
+  _globals['_COMMITONERESPONSE']._serialized_start=1758
+  _globals['_COMMITONERESPONSE']._serialized_end=1885
+  _globals['_HEARTBEATREQUEST']._serialized_start=1887
+  _globals['_HEARTBEATREQUEST']._serialized_end=1972
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1974
+  _globals['_HEARTBEATRESPONSE']._serialized_end=2035
+  _globals['_LEAVEREQUEST']._serialized_start=2037
+  _globals['_LEAVEREQUEST']._serialized_end=2097
+  _globals['_LEAVERESPONSE']._serialized_start=2099
+  _globals['_LEAVERESPONSE']._serialized_end=2114
+  _globals['_STATUSREQUEST']._serialized_start=2116
+  _globals['_STATUSREQUEST']._serialized_end=2147
+  _globals['_CLASSIFICATIONFIGURES']._serialized_start=2150
+  _globals['_CLASSIFICATIONFIGURES']._serialized_end=2291
+  _globals['_STATUSRESPONSE']._serialized_start=2294
+  _globals['_STATUSRESPONSE']._serialized_end=2842
+  _globals['_PARAMETERSERVER']._serialized_start=3268
+  _globals['_PARAMETERSERVER']._serialized_end=4012
 # @@protoc_insertion_point(module_scope)

@@ -119,7 +119,7 @@ class PullResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[PullHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class CommitHeader(_message.Message):
-    __slots__ = ("run_id", "rank", "based_on_counter", "sequence", "batches_done", "samples_done", "epoch", "loss", "accuracy", "window_batches", "final", "tensor")
+    __slots__ = ("run_id", "rank", "based_on_counter", "sequence", "batches_done", "samples_done", "epoch", "loss", "accuracy", "window_batches", "final", "tensor", "elapsed_seconds", "blocked_seconds", "lag_batches")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     BASED_ON_COUNTER_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +132,9 @@ class CommitHeader(_message.Message):
     WINDOW_BATCHES_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     TENSOR_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAG_BATCHES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     rank: int
     based_on_counter: int
@@ -144,7 +147,10 @@ class CommitHeader(_message.Message):
     window_batches: int
     final: bool
     tensor: TensorInfo
-    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., based_on_counter: _Optional[int] = ..., sequence: _Optional[int] = ..., batches_done: _Optional[int] = ..., samples_done: _Optional[int] = ..., epoch: _Optional[float] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., window_batches: _Optional[int] = ..., final: _Optional[bool] = ..., tensor: _Optional[_Union[TensorInfo, _Mapping]] = ...) -> None: ...
+    elapsed_seconds: float
+    blocked_seconds: float
+    lag_batches: int
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., based_on_counter: _Optional[int] = ..., sequence: _Optional[int] = ..., batches_done: _Optional[int] = ..., samples_done: _Optional[int] = ..., epoch: _Optional[float] = ..., loss: _Optional[float] = ..., accuracy: _Optional[float] = ..., window_batches: _Optional[int] = ..., final: _Optional[bool] = ..., tensor: _Optional[_Union[TensorInfo, _Mapping]] = ..., elapsed_seconds: _Optional[float] = ..., blocked_seconds: _Optional[float] = ..., lag_batches: _Optional[int] = ...) -> None: ...
 
 class CommitRequest(_message.Message):
     __slots__ = ("header", "chunk")
