@@ -49,6 +49,13 @@ def print_train_summary(result: dict[str, Any], out: Path) -> None:
             f"cost {run.get('cost', 0.0):.5f} {run.get('currency', '')}, "
             f"node-hours {run.get('node_hours', 0.0):.4f}"
         )
+    ex = run.get("exchange") or {}
+    if ex.get("blocked_fraction") is not None:
+        how = "overlapped" if ex.get("overlap") else "waited for"
+        console.print(
+            f"exchanges {how}: workers blocked {ex['blocked_fraction']:.1%} of their loop"
+            + (f", {ex['lag_batches_mean']:.1f} batches of lag per commit" if ex["overlap"] else "")
+        )
     if run.get("stop_reason"):
         best = run.get("best_epoch")
         console.print(

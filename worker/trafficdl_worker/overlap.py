@@ -15,7 +15,7 @@ old. At most one exchange is in flight; the loop folds a landed one in after
 every mini-batch. When the next window ends with the exchange still on its
 way, the window grows by a batch instead of waiting (trainer.py: the window
 is then the least spacing of commits, and each commit says how many batches
-it covers, which ADAG divides by); only an exchange a few windows behind
+it covers, which ADAG divides by); only an exchange several windows behind
 makes the loop wait. What the loop waits (the landing, the snapshot's copy) is
 metered as blocked time, as is the whole exchange when overlap is off, so
 run.json's blocked fraction compares both ways. Errors raised on the thread

@@ -59,8 +59,11 @@ class WorkerResult:
     blocked_seconds: float = 0.0
 
 
-# With overlap, training runs at most this many windows ahead of an exchange in flight.
+# With overlap, training runs at most this many windows (and never fewer than this many
+# mini-batches: a window of one batch is a few ms, less than a master's fsync hiccup)
+# ahead of an exchange in flight before it waits for it.
 MAX_LAG_WINDOWS = 4
+MIN_LAG_BATCHES = 16
 
 
 class _Window:
@@ -84,6 +87,23 @@ class _Window:
         self.loss_sum.zero_()
         self.hits.zero_()
         self.window_samples = self.batches = 0
+
+
+def flatten_parameters(model: nn.Module) -> torch.Tensor:
+    """Make every parameter of `model` a view of one flat vector, and return it.
+
+    An exchange then reads the parameters with one copy and moves them with one
+    in-place add or copy, instead of gathering and scattering them tensor by tensor
+    (`parameters_to_vector` / `vector_to_parameters`, which also re-points them).
+    The order is `model.parameters()`'s, the master's vector order."""
+    params = list(model.parameters())
+    flat = parameters_to_vector(params).detach().clone()
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat[offset : offset + n].view_as(p)
+        offset += n
+    return flat
 
 
 def partition_rows(dataset: Dataset, spec: RunSpec, rank: int, world: int) -> np.ndarray:
@@ -114,6 +134,7 @@ class WorkerTrainer:
         # only the exchanged vectors cross to the host (the wire and the rule are CPU-side).
         self.device = select_device(spec.train.device)
         self.model.to(self.device)
+        self.flat = flatten_parameters(self.model)  # before the optimizer sees the parameters
         self.adapter = InputAdapter.from_dict(spec.adapter)
         self.rows = partition_rows(dataset, spec, reg.rank, reg.world_size)
         if len(self.rows) == 0:
@@ -136,15 +157,16 @@ class WorkerTrainer:
         self.clock = Stopwatch()
 
     def _local(self) -> torch.Tensor:
-        # parameters_to_vector concatenates into a new tensor: a copy the exchange may keep.
-        return parameters_to_vector(self.model.parameters()).detach()
+        """A copy of the parameters, one flat vector (the exchange may keep it)."""
+        return self.flat.detach().clone()
 
     def _exchange(self, progress: CommitProgress, final: bool) -> None:
         """One window's exchange, waited for (no overlap, or the final commit)."""
 
         def call() -> None:
             new = self.exchanger.exchange(self._local().cpu(), progress, final=final)
-            vector_to_parameters(new.to(self.device), self.model.parameters())
+            with torch.no_grad():
+                self.flat.copy_(new)
 
         self.clock.timed(call)
 
@@ -155,16 +177,18 @@ class WorkerTrainer:
             return
 
         def call() -> None:
-            moved = bg.land(self._local(), step)
-            vector_to_parameters(moved, self.model.parameters())
+            with torch.no_grad():
+                bg.land(self.flat, step)  # in place: the parameters are views of it
 
         self.clock.timed(call)
 
     def _deferred(self, step: int) -> bool:
         """With overlap, a window whose predecessor is still on its way grows by a batch
-        instead of waiting for it, up to MAX_LAG_WINDOWS windows behind: then it waits."""
+        instead of waiting for it, up to MAX_LAG_WINDOWS windows (MIN_LAG_BATCHES at
+        least) behind: then it waits."""
         bg = self.background
-        return bg is not None and bg.in_flight and bg.lag(step) < MAX_LAG_WINDOWS * self.window
+        most = max(MAX_LAG_WINDOWS * self.window, MIN_LAG_BATCHES)
+        return bg is not None and bg.in_flight and bg.lag(step) < most
 
     def _window(self, progress: CommitProgress, step: int) -> None:
         """The exchange at the end of a window: blocking, or handed to the background."""

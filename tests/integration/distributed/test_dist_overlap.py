@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 from test_dist_e2e import BATCH, EPOCHS, TOLERANCE, _train, expected_commits
-from trafficdl_worker.trainer import MAX_LAG_WINDOWS
+from trafficdl_worker.trainer import MAX_LAG_WINDOWS, MIN_LAG_BATCHES
 
+from trafficdl.cli import main
 from trafficdl.config import DistConfig
 from trafficdl.distributed.launch import run_local
 from trafficdl.training.run import run_centralized
@@ -49,9 +50,10 @@ def test_overlapped_run_matches_centralized_and_reports_its_waits(
     assert 0 < ex["blocked_fraction"] < 1 and ex["blocked_seconds"] > 0
     # Training went on while exchanges were in flight: on average at least part of a batch.
     assert ex["lag_batches_mean"] > 0
-    # A window grows while its predecessor is in flight, by at most MAX_LAG_WINDOWS batches.
+    # A window grows while its predecessor is in flight, up to a bound of batches.
     most = expected_commits(run["split"]["partitions"], EPOCHS, BATCH, WINDOW)
-    assert most / (MAX_LAG_WINDOWS + 1) <= run["commits_total"] <= most
+    bound = max(MAX_LAG_WINDOWS * WINDOW, MIN_LAG_BATCHES)
+    assert most / (bound + 1) <= run["commits_total"] <= most
     history = json.loads((result.out_dir / "history.json").read_text())["commits"]
     assert [c["counter"] for c in history] == list(range(1, run["commits_total"] + 1))
     gap = centralized_lstm - result.figures["macro_f1"]
@@ -71,3 +73,20 @@ def test_blocking_and_barrier_runs_report_no_overlap(dist_dataset: Path, tmp_pat
                                                         BATCH, 2)  # fmt: skip
         # the whole exchange blocks the loop: a real share of it on this tiny model
         assert 0 < ex["blocked_fraction"] < 1
+
+
+def test_the_cli_flag_runs_overlapped_and_says_how_long_workers_waited(
+    dist_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli"
+    rc = main(["train", str(dist_dataset), "--out", str(out), "--workers", "2", "--model", "lstm",
+               "--window", "1", "--overlap", "--epochs", "2", "--val-fraction", "0"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert rc == 0, printed[-2000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["dist_config"]["overlap"] is True and run["exchange"]["overlap"] is True
+    share = f"{run['exchange']['blocked_fraction']:.1%}"
+    assert f"exchanges overlapped: workers blocked {share} of their loop" in printed
+    assert main(["train", str(dist_dataset), "--out", str(tmp_path / "x"), "--overlap=3"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--overlap" in err and "Traceback" not in err

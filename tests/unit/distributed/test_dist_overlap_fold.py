@@ -103,3 +103,23 @@ def test_an_error_on_the_exchange_thread_is_raised_where_the_loop_lands_it() -> 
         bg.land(torch.tensor([1.0]), step=2)
     assert not bg.in_flight  # the loop may start the next exchange (e.g. after a rewind)
     bg.close()
+
+
+def test_flat_parameters_are_the_models_own_and_keep_the_masters_order() -> None:
+    from torch import nn
+    from torch.nn.utils import parameters_to_vector
+    from trafficdl_worker.trainer import flatten_parameters
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    before = parameters_to_vector(model.parameters()).detach().clone()
+    flat = flatten_parameters(model)
+    torch.testing.assert_close(flat, before)  # same values, the master's vector order
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(torch.ones(5, 3)).sum().backward()
+    opt.step()  # the optimizer's in-place step moves the flat vector...
+    torch.testing.assert_close(flat, parameters_to_vector(model.parameters()).detach())
+    assert not torch.equal(flat, before)
+    with torch.no_grad():
+        flat.add_(1.0)  # ...and an exchange's in-place fold moves the model
+    torch.testing.assert_close(model[0].bias.detach(), flat[12:16])
