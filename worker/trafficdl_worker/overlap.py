@@ -77,15 +77,15 @@ class BackgroundExchange:
     def land(self, current: torch.Tensor, step: int) -> torch.Tensor:
         """Wait for the exchange in flight and return `current` moved by its answer
         (x + (v − s), in place). Re-raises what the exchange raised."""
-        future, snapshot = self._future, self._snapshot
+        future, snapshot, lagged = self._future, self._snapshot, self.lag(step)
         if future is None or snapshot is None:
             return current
         try:
             answer = future.result()
         finally:
             self._future = self._snapshot = None
-        self.lag_batches += max(step - self._started_at_step, 0)
-        metrics.OVERLAP_LAG.observe(max(step - self._started_at_step, 0))
+        self.lag_batches += lagged
+        metrics.OVERLAP_LAG.observe(lagged)
         answer.sub_(snapshot)
         return current.add_(answer.to(current.device))
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.nn.utils import parameters_to_vector
 
 from trafficdl.dataset import Dataset, partition
 from trafficdl.distributed.spec import RunSpec
@@ -129,12 +129,13 @@ class WorkerTrainer:
         )
         if spec.model_version and fingerprint(self.model) != spec.model_version:
             raise WorkerError("this worker's model differs from the master's (version mismatch)")
-        vector_to_parameters(reg.center, self.model.parameters())
         # CUDA when the run asks for it: the model and the partition live on the device;
         # only the exchanged vectors cross to the host (the wire and the rule are CPU-side).
         self.device = select_device(spec.train.device)
         self.model.to(self.device)
         self.flat = flatten_parameters(self.model)  # before the optimizer sees the parameters
+        with torch.no_grad():
+            self.flat.copy_(reg.center)  # start from the master's centre
         self.adapter = InputAdapter.from_dict(spec.adapter)
         self.rows = partition_rows(dataset, spec, reg.rank, reg.world_size)
         if len(self.rows) == 0:
@@ -152,7 +153,6 @@ class WorkerTrainer:
             center=reg.center,
             counter=reg.update_counter,
         )
-
         self.background = BackgroundExchange(self.exchanger) if spec.dist.overlaps else None
         self.clock = Stopwatch()
 
