@@ -9,29 +9,31 @@ TCP socket on loopback moving the same bytes the same way (send S, receive S),
 the physical limit of this machine, measured in the same run.
 
 Figures: the CNN's 23.3 MB vector (5,822,338 parameters) as MB/s and
-exchanges/s (target: >= 50% of the raw socket), and the LSTM's 0.2 MB vector
-(52,302 parameters) with 4 workers exchanging back to back, as exchanges/s
-summed over workers (target: >= 1,000/s, i.e. 4 workers committing every
-mini-batch at 250 batches/s each).
+exchanges/s (target through the data plane: >= 70% of the raw socket; over
+gRPC >= 50%), and the LSTM's 0.2 MB vector (52,302 parameters) with 4 workers
+exchanging back to back, as exchanges/s summed over workers (target through
+the data plane >= 2,000/s; over gRPC >= 1,000/s).
 
-The first figure of each model is what a user gets: the master's defaults, every
-ack durable (each commit appended to the commit log, one fsync per group of
-commits: recovery.py) and a bearer token on every call, beside the same
-exchange without them. The others run the master bare (no checkpoint, no
-token) next to a bare Python gRPC echo of the same bytes (what gRPC alone can
-do here), the streaming Exchange rpc and the older two-call Pull + Commit path.
+The first figure of each model is what the local launcher's workers get: the
+same-node data plane (shared memory and a Unix socket: trafficdl/rpc/dataplane.py)
+with the master's defaults, every ack durable (each commit appended to the
+commit log, one fsync per group of commits: recovery.py) and the bearer token
+checked when the worker connects, beside the same exchange without them; then
+what a worker on another node gets, the gRPC rpcs, likewise. The others run
+the master bare (no checkpoint, no token) next to a bare Python gRPC echo of
+the same bytes (what gRPC alone can do here), the streaming Exchange rpc and
+the older two-call Pull + Commit path.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import socket
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
+from bench.exchange_peers import client_results, echo_exchanges, raw_exchanges
 from bench.table import Row, pick
 
 CNN_PARAMS = 5_822_338
@@ -43,8 +45,9 @@ MB = 1e6
 
 
 def _serve_master(
-    n: int, world: int, wire: str, conn: Any, checkpoint_dir: str = "", token: str = ""
-) -> None:
+    n: int, world: int, wire: str, conn: Any, checkpoint_dir: str = "", token: str = "",
+    plane: bool = False,
+) -> None:  # fmt: skip
     import torch
     from trafficdl_master.center import Center
     from trafficdl_master.server import ParameterServerServicer, make_master_server
@@ -73,26 +76,18 @@ def _serve_master(
         store = CheckpointStore(checkpoint_dir)
         Checkpointer(store, spec, center, every=1).attach(servicer)
     server, port, _ = make_master_server(servicer, "127.0.0.1:0", token=token or None)
+    dp = None
+    if plane:  # workers on this node: tensors through shared memory (dataplane.py)
+        from trafficdl_master.dataplane import DataPlaneServer
+
+        dp = DataPlaneServer(servicer, token or None).start()
+        servicer.data_plane = dp.address
     server.start()
     conn.send(port)
     conn.recv()  # told to stop
+    if dp is not None:
+        dp.stop()
     server.stop(None).wait()
-
-
-def _client_results(ctx: Any, workers: int, target: Callable[..., None], head: tuple,
-                    tail: tuple) -> list[Any]:  # fmt: skip
-    """Start `workers` client processes `target(*head, pipe, *tail)`; their results."""
-    pipes, procs = [], []
-    for _ in range(workers):
-        a, b = ctx.Pipe()
-        p = ctx.Process(target=target, args=(*head, b, *tail))
-        p.start()
-        pipes.append(a)
-        procs.append(p)
-    results = [a.recv() for a in pipes]
-    for p in procs:
-        p.join()
-    return results
 
 
 def _client(
@@ -151,20 +146,23 @@ def _grpc_exchanges(
     mode: str = "auto",
     checkpoint: bool = False,
     token: bool = False,
+    plane: bool = False,
 ) -> list[list[float]]:
     """Exchanges with a master in its own process; `checkpoint` and `token` together are
-    the master's defaults (every ack durable, a bearer token on every call)."""
+    the master's defaults (every ack durable, a bearer token on every call); `plane`: it
+    offers its same-node data plane, which workers then use (the local launcher's case)."""
     ctx = mp.get_context("spawn")
     secret = "b" * 43 if token else ""
     parent, child = ctx.Pipe()
     tmp = tempfile.TemporaryDirectory(prefix="bench-ckpt-") if checkpoint else None
     master = ctx.Process(
-        target=_serve_master, args=(n, workers, wire, child, tmp.name if tmp else "", secret)
+        target=_serve_master,
+        args=(n, workers, wire, child, tmp.name if tmp else "", secret, plane),
     )
     master.start()
     try:
         port = parent.recv()
-        return _client_results(ctx, workers, _client, (port, seconds, min_ex, wire), (mode, secret))
+        return client_results(ctx, workers, _client, (port, seconds, min_ex, wire), (mode, secret))
     finally:
         parent.send("stop")
         master.join(10)
@@ -172,141 +170,6 @@ def _grpc_exchanges(
             master.kill()
         if tmp is not None:
             tmp.cleanup()
-
-
-# ------------------------------------------------------------------ bare gRPC
-
-
-def _echo_server(clients: int, chunk: int, conn: Any) -> None:
-    """What Python gRPC itself costs: a stream-stream call that takes S bytes in chunks
-    and streams S bytes back, raw bytes (no protobuf, no checks), same options."""
-    import grpc
-
-    from trafficdl.rpc import security
-
-    cache: dict[int, list[bytes]] = {}
-
-    def exchange(requests: Any, _context: Any) -> Any:
-        size = sum(len(m) for m in requests)
-        if size not in cache:
-            cache[size] = [bytes(min(chunk, size - i)) for i in range(0, size, chunk)]
-        yield from cache[size]
-
-    server, port = security.make_server("127.0.0.1:0", None, max_workers=2 * clients + 8)
-    handler = grpc.stream_stream_rpc_method_handler(exchange)
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("bench.Echo", {"Exchange": handler}),)
-    )
-    server.start()
-    conn.send(port)
-    conn.recv()
-    server.stop(None).wait()
-
-
-def _echo_client(port: int, size: int, chunk: int, seconds: float, min_ex: int, conn: Any) -> None:
-    from trafficdl.rpc import security
-
-    channel = security.make_channel(f"127.0.0.1:{port}", None)
-    call = channel.stream_stream("/bench.Echo/Exchange")
-    payload = memoryview(bytes(size))
-
-    def once() -> None:
-        sent = (bytes(payload[i : i + chunk]) for i in range(0, size, chunk))
-        back = bytearray(size)
-        got = 0
-        for m in call(sent):
-            back[got : got + len(m)] = m
-            got += len(m)
-
-    once()
-    times = []
-    t_end = time.perf_counter() + seconds
-    while len(times) < min_ex or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - t0)
-    channel.close()
-    conn.send(times)
-
-
-def _echo_exchanges(size: int, workers: int, seconds: float, min_ex: int) -> list[list[float]]:
-    chunk = 1 << 20
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_echo_server, args=(workers, chunk, child))
-    server.start()
-    try:
-        port = parent.recv()
-        return _client_results(ctx, workers, _echo_client, (port, size, chunk, seconds, min_ex), ())
-    finally:
-        parent.send("stop")
-        server.join(10)
-        if server.is_alive():
-            server.kill()
-
-
-# ------------------------------------------------------------------ raw socket
-
-
-def _recv_exact(sock: socket.socket, buf: memoryview) -> None:
-    got = 0
-    while got < len(buf):
-        k = sock.recv_into(buf[got:])
-        if k == 0:
-            raise ConnectionError("peer closed")
-        got += k
-
-
-def _raw_server(size: int, clients: int, conn: Any) -> None:
-    import threading
-
-    srv = socket.create_server(("127.0.0.1", 0))
-    conn.send(srv.getsockname()[1])
-
-    def handle(s: socket.socket) -> None:
-        buf = memoryview(bytearray(size))
-        with s:
-            while True:
-                try:
-                    _recv_exact(s, buf)  # the commit
-                except ConnectionError:
-                    return
-                s.sendall(buf)  # the pull
-
-    threads = []
-    for _ in range(clients):
-        s, _addr = srv.accept()
-        t = threading.Thread(target=handle, args=(s,))
-        t.start()
-        threads.append(t)
-    for t in threads:
-        t.join()
-    srv.close()
-
-
-def _raw_client(port: int, size: int, seconds: float, min_ex: int, conn: Any) -> None:
-    payload = bytes(size)
-    back = memoryview(bytearray(size))
-    times = []
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        t_end = time.perf_counter() + seconds
-        while len(times) < min_ex or time.perf_counter() < t_end:
-            t0 = time.perf_counter()
-            s.sendall(payload)
-            _recv_exact(s, back)
-            times.append(time.perf_counter() - t0)
-    conn.send(times)
-
-
-def _raw_exchanges(size: int, workers: int, seconds: float, min_ex: int) -> list[list[float]]:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_raw_server, args=(size, workers, child))
-    server.start()
-    port = parent.recv()
-    results = _client_results(ctx, workers, _raw_client, (port, size, seconds, min_ex), ())
-    server.join(10)
-    return results
 
 
 # ------------------------------------------------------------------ figures
@@ -342,17 +205,24 @@ def run(quick: bool) -> list[Row]:
         runs.setdefault(key, []).append(_rate(results))  # exchanges/s, 4 workers
 
     default = {"checkpoint": True, "token": True}  # what a user's master does
+    plane = {"plane": True}  # a worker on the master's node (the local launcher's)
     for _ in range(rounds):
+        cnn("cnn_plane_default", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32",
+                                                 **default, **plane))  # fmt: skip
+        cnn("cnn_plane", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32", **plane))
         cnn("cnn_default", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32", **default))
         cnn("cnn", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32"))
-        cnn("cnn_raw", _raw_exchanges(cnn_bytes, 1, seconds, 5))
-        cnn("cnn_echo", _echo_exchanges(cnn_bytes, 1, seconds, 5))
+        cnn("cnn_raw", raw_exchanges(cnn_bytes, 1, seconds, 5))
+        cnn("cnn_echo", echo_exchanges(cnn_bytes, 1, seconds, 5))
         cnn("cnn_exch", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float32", mode="exchange"))
         cnn("cnn16", _grpc_exchanges(CNN_PARAMS, 1, seconds, 5, "float16"))
+        lstm("lstm_plane_default", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32",
+                                                   **default, **plane))  # fmt: skip
+        lstm("lstm_plane", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", **plane))
         lstm("lstm_default", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", **default))
         lstm("lstm", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32"))
-        lstm("lstm_raw", _raw_exchanges(lstm_bytes, 4, seconds, 50))
-        lstm("lstm_echo", _echo_exchanges(lstm_bytes, 4, seconds, 50))
+        lstm("lstm_raw", raw_exchanges(lstm_bytes, 4, seconds, 50))
+        lstm("lstm_echo", echo_exchanges(lstm_bytes, 4, seconds, 50))
         lstm(
             "lstm_2rpc", _grpc_exchanges(LSTM_PARAMS, 4, seconds, 50, "float32", mode="pullcommit")
         )
@@ -363,30 +233,49 @@ def run(quick: bool) -> list[Row]:
     lstm_fig = "LSTM 0.2 MB exchanges/s, 4 workers"
     bare = "no checkpoint, no token"
     dflt = "default master (every ack logged + fsynced, token)"
+    near, far = "same node (data plane)", "other node (gRPC)"
     return [
-        Row("exchange", f"{cnn_fig}, {dflt}", moved / m["cnn_default"], "MB/s",
-            "raw loopback socket", moved / m["cnn_raw"], f"{n}; what a user gets"),
-        Row("exchange", f"{cnn_fig}, {dflt}", moved / m["cnn_default"], "MB/s",
+        Row("exchange", f"{cnn_fig}, {near}, {dflt}", moved / m["cnn_plane_default"], "MB/s",
+            "raw loopback socket", moved / m["cnn_raw"], f"{n}; what the local launcher gets"),
+        Row("exchange", f"{cnn_fig}, {near}, {dflt}", moved / m["cnn_plane_default"], "MB/s",
+            f"same, {bare}", moved / m["cnn_plane"], "the price of durability + auth"),
+        Row("exchange", f"{cnn_fig}, {near}, {bare}", moved / m["cnn_plane"], "MB/s",
+            "raw loopback socket", moved / m["cnn_raw"], "shared memory + Unix socket; "
+            "target >= 0.7x"),
+        Row("exchange", f"{cnn_fig}, {near}, {bare}", moved / m["cnn_plane"], "MB/s",
+            "same over gRPC", moved / m["cnn"], "Pull + Commit rpcs"),
+        Row("exchange", f"{cnn_fig}, {far}, {dflt}", moved / m["cnn_default"], "MB/s",
+            "raw loopback socket", moved / m["cnn_raw"], f"{n}; what a pod on another node gets"),
+        Row("exchange", f"{cnn_fig}, {far}, {dflt}", moved / m["cnn_default"], "MB/s",
             f"same, {bare}", moved / m["cnn"], "the price of durability + auth"),
-        Row("exchange", f"{cnn_fig}, {bare}", moved / m["cnn"], "MB/s", "raw loopback socket",
-            moved / m["cnn_raw"], f"Pull + Commit rpcs (workers' path); {n}; target >= 0.5x"),
-        Row("exchange", f"{cnn_fig}, {bare}", moved / m["cnn"], "MB/s", "bare Python gRPC echo",
-            moved / m["cnn_echo"], "same bytes, 1 MiB raw chunks, no protobuf/checks"),
-        Row("exchange", f"{cnn_fig}, {bare}", moved / m["cnn"], "MB/s", "Exchange rpc",
+        Row("exchange", f"{cnn_fig}, {far}, {bare}", moved / m["cnn"], "MB/s",
+            "raw loopback socket", moved / m["cnn_raw"], f"Pull + Commit rpcs; {n}"),
+        Row("exchange", f"{cnn_fig}, {far}, {bare}", moved / m["cnn"], "MB/s",
+            "bare Python gRPC echo", moved / m["cnn_echo"],
+            "same bytes, 1 MiB raw chunks, no protobuf/checks"),
+        Row("exchange", f"{cnn_fig}, {far}, {bare}", moved / m["cnn"], "MB/s", "Exchange rpc",
             moved / m["cnn_exch"], "one call per exchange, forced"),
-        Row("exchange", f"CNN exchanges/s, float16 wire, {bare}", 1 / m["cnn16"], "1/s",
+        Row("exchange", f"CNN exchanges/s, float16 wire, {far}, {bare}", 1 / m["cnn16"], "1/s",
             "float32 wire", 1 / m["cnn"], "half the bytes"),
-        Row("exchange", f"{lstm_fig}, {dflt}", m["lstm_default"], "1/s", "target", 1000.0,
-            f"PullOne + CommitOne (workers' path); sum over 4 worker processes; {n}"),
-        Row("exchange", f"{lstm_fig}, {dflt}", m["lstm_default"], "1/s", f"same, {bare}",
+        Row("exchange", f"{lstm_fig}, {near}, {dflt}", m["lstm_plane_default"], "1/s",
+            "target", 2000.0, f"sum over 4 worker processes; {n}"),
+        Row("exchange", f"{lstm_fig}, {near}, {dflt}", m["lstm_plane_default"], "1/s",
+            f"same, {bare}", m["lstm_plane"], "the price of durability + auth"),
+        Row("exchange", f"{lstm_fig}, {near}, {bare}", m["lstm_plane"], "1/s", "target",
+            2000.0, "shared memory + Unix socket"),
+        Row("exchange", f"{lstm_fig}, {near}, {bare}", m["lstm_plane"], "1/s",
+            "same over gRPC", m["lstm"], "PullOne + CommitOne rpcs"),
+        Row("exchange", f"{lstm_fig}, {far}, {dflt}", m["lstm_default"], "1/s", "target",
+            1000.0, f"PullOne + CommitOne; sum over 4 worker processes; {n}"),
+        Row("exchange", f"{lstm_fig}, {far}, {dflt}", m["lstm_default"], "1/s", f"same, {bare}",
             m["lstm"], "the price of durability + auth"),
-        Row("exchange", f"{lstm_fig}, {bare}", m["lstm"], "1/s", "bare Python gRPC echo",
+        Row("exchange", f"{lstm_fig}, {far}, {bare}", m["lstm"], "1/s", "bare Python gRPC echo",
             m["lstm_echo"], "same bytes, 4 clients"),
-        Row("exchange", f"{lstm_fig}, {bare}", m["lstm"], "1/s", "Exchange rpc", m["lstm_exch"],
-            "one streaming call per exchange"),
-        Row("exchange", f"{lstm_fig}, {bare}", m["lstm"], "1/s", "Pull + Commit rpcs",
+        Row("exchange", f"{lstm_fig}, {far}, {bare}", m["lstm"], "1/s", "Exchange rpc",
+            m["lstm_exch"], "one streaming call per exchange"),
+        Row("exchange", f"{lstm_fig}, {far}, {bare}", m["lstm"], "1/s", "Pull + Commit rpcs",
             m["lstm_2rpc"], "two streaming calls per exchange"),
-        Row("exchange", f"{lstm_fig}, {bare}", m["lstm"], "1/s", "raw loopback socket",
+        Row("exchange", f"{lstm_fig}, {far}, {bare}", m["lstm"], "1/s", "raw loopback socket",
             m["lstm_raw"], n),
     ]  # fmt: skip
 

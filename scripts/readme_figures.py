@@ -37,6 +37,8 @@ SELECTION: list[tuple[str, str, str]] = [
     ("exchange", r"^CNN .*default master", r"no checkpoint"),
     ("exchange", r"^LSTM .*default master", r"^target$"),
     ("exchange", r"^LSTM .*default master", r"no checkpoint"),
+    ("exchange", r"^CNN .*same node.*no checkpoint", r"raw loopback"),
+    ("exchange", r"^LSTM .*same node.*no checkpoint", r"^target$"),
     ("overlap", r"blocked fraction, overlap", r""),
     ("overlap", r"WTPE, overlap", r""),
     ("tls", r"mutual TLS", r"plaintext"),

@@ -97,6 +97,8 @@ class Env:
     READY_FILE: Final = "TRAFFICDL_READY_FILE"
     CHECKPOINT_DIR: Final = "TRAFFICDL_CHECKPOINT_DIR"
     INSECURE: Final = "TRAFFICDL_INSECURE"  # master: serve without a token
+    # Master: no same-node data plane (trafficdl/rpc/dataplane.py); every tensor over gRPC.
+    NO_DATA_PLANE: Final = "TRAFFICDL_NO_DATA_PLANE"
     # Credentials (trafficdl.rpc.credentials).
     TOKEN: Final = "TRAFFICDL_TOKEN"
     TOKEN_FILE: Final = "TRAFFICDL_TOKEN_FILE"

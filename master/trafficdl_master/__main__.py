@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env_option(p, "--insecure", Env.INSECURE,
                "serve without a run token: anyone who reaches the port can commit (local "
                "debugging only)", kind=bool)  # fmt: skip
+    env_option(p, "--no-data-plane", Env.NO_DATA_PLANE,
+               "no same-node data plane: workers on this node exchange over gRPC too (the "
+               "plane is also off with TLS)", kind=bool)  # fmt: skip
     credentials.add_arguments(p, server=True)
     return p.parse_args(argv)
 
@@ -121,6 +124,7 @@ def options(args: argparse.Namespace) -> MasterOptions:
         checkpoint_dir=args.checkpoint_dir,
         metrics_addr=args.metrics_addr,
         resume=args.resume,
+        data_plane=not args.no_data_plane,
     )
 
 

@@ -48,6 +48,7 @@ from trafficdl.training.run import checkpoint_info, model_overrides
 from trafficdl.training.runtime import seed_everything
 from trafficdl_master import elastic, liveness, metrics, plateau, recovery
 from trafficdl_master.center import Center
+from trafficdl_master.dataplane import DataPlaneServer
 from trafficdl_master.server import ParameterServerServicer, make_master_server
 from trafficdl_master.snapshot_store import CheckpointError, CheckpointStore
 from trafficdl_master.state import CenterState, exchange_waits
@@ -73,6 +74,9 @@ class MasterOptions:
     checkpoint_dir: str = ""  # recovery checkpoints (default OUT_DIR/checkpoints)
     metrics_addr: str = ""  # interface of the metrics endpoint (default: the gRPC bind host)
     resume: bool = False  # continues a stopped run: its stopped time is not T (recovery.py)
+    # Workers on this node exchange tensors through shared memory (dataplane.py); off
+    # with TLS, whose certificates it would not check.
+    data_plane: bool = True
 
 
 @dataclass
@@ -274,6 +278,13 @@ def serve(
         elastic.announce(center, checkpointer.save, rescaled)
     server, port = make_master_server(servicer, opts.bind, token=opts.token, tls=opts.tls,
                                       allow_plaintext=opts.allow_plaintext)[:2]  # fmt: skip
+    plane = None
+    if opts.data_plane and opts.tls is None:
+        try:
+            plane = DataPlaneServer(servicer, opts.token).start()
+            servicer.data_plane = plane.address
+        except OSError as exc:  # e.g. no writable temp dir: every worker uses gRPC
+            log.warning("no same-node data plane: %s", exc)
     monitor = liveness.LivenessMonitor(center, spec.dist.lost_after).start()
     watch = _plateau(prep, center)
     bind_metrics(spec, center)
@@ -306,6 +317,8 @@ def serve(
             time.sleep(opts.linger)
         return result["run"]
     except KeyboardInterrupt:
+        if plane is not None:
+            plane.stop(STOP_GRACE_S)
         server.stop(grace=STOP_GRACE_S).wait()  # no commit is folded after this
         try:
             checkpointer.save()
@@ -320,6 +333,8 @@ def serve(
         monitor.stop()
         if watch is not None:
             watch.stop()
+        if plane is not None:
+            plane.stop(1.0)
         server.stop(grace=1.0).wait()
 
 

@@ -40,6 +40,17 @@ from trafficdl_master.validation import CommitRefused, check_header, check_value
 
 log = logging.getLogger("trafficdl.master")
 SERVICE_NAME = "trafficdl.rpc.v1.ParameterServer"
+
+
+class Refusal(Exception):
+    """A commit the master does not acknowledge: the gRPC status and message it answers."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 PHASE_ENUM = {
     "waiting": pb.RUN_PHASE_WAITING,
     "running": pb.RUN_PHASE_RUNNING,
@@ -68,6 +79,8 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         self.on_committed: Callable[[int], None] | None = None
         # Or, folding and logging each commit before its ack (recovery.Checkpointer.attach).
         self.durable: Any = None
+        # "unix:<path>" of the same-node data plane (dataplane.py), told to registering workers.
+        self.data_plane = ""
 
     # ------------------------------------------------------------ helpers
     def _check_run(self, run_id: str, context: grpc.ServicerContext) -> None:
@@ -113,6 +126,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
                 update_counter=frames.version,
                 resume_batches=w.acked_batches,  # last acknowledged commit, not heartbeats
                 tensor=frames.info,
+                data_plane=self.data_plane,
             )
         )
         yield from frames.messages  # serialized RegisterResponse{chunk} messages
@@ -213,12 +227,25 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         try:
             contribution = self._receive(h, parts, first_chunk)
         except CommitRefused as exc:
-            metrics.COMMITS_REJECTED.inc()
-            metrics.COMMITS_INVALID.labels(exc.reason).inc()
-            self.center.reject()
-            log.warning("refused a commit of rank %d: %s", h.rank, exc)
+            self.refused(h.rank, exc)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"commit refused: {exc}")
-        metrics.COMMIT_BYTES.inc(h.tensor.num_bytes)
+        try:
+            return self.fold(h, contribution, t0)
+        except Refusal as exc:
+            context.abort(exc.code, exc.message)
+
+    def refused(self, rank: int, exc: CommitRefused) -> None:
+        """Count a commit refused for its contents (header or values)."""
+        metrics.COMMITS_REJECTED.inc()
+        metrics.COMMITS_INVALID.labels(exc.reason).inc()
+        self.center.reject()
+        log.warning("refused a commit of rank %d: %s", rank, exc)
+
+    def fold(self, h: pb.CommitHeader, contribution: torch.Tensor, t0: float) -> pb.CommitResponse:
+        """Fold (and log, or checkpoint, before acknowledging) a validated commit; the
+        ack. Both transports call it (this servicer and the same-node data plane).
+        Raises Refusal with the gRPC status the refusal maps to."""
+        metrics.COMMIT_BYTES.inc(h.tensor.num_bytes or 4 * contribution.numel())
         info = CommitInfo(
             rank=h.rank,
             based_on_counter=h.based_on_counter,
@@ -238,13 +265,13 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
         try:
             result = fold(info, contribution)  # with `durable`: folded, logged, fsynced
         except NotRegistered as exc:  # not a bad commit: the worker registers again and resends
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            raise Refusal(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         except CenterError as exc:
             metrics.COMMITS_REJECTED.inc()
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            raise Refusal(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         except CheckpointError as exc:  # folded, not durable: no ack (as below)
             log.error("commit of rank %d folded but not logged: %s", h.rank, exc)
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"commit log failed: {exc}")
+            raise Refusal(grpc.StatusCode.UNAVAILABLE, f"commit log failed: {exc}") from None
         if self.on_committed is not None:
             try:
                 self.on_committed(result.update_counter)  # checkpoint before acknowledging
@@ -252,7 +279,7 @@ class ParameterServerServicer(pb_grpc.ParameterServerServicer):
                 # Folded but not durable: no ack. The worker retries the same sequence,
                 # which is deduplicated and saved again once the disk lets us.
                 log.error("commit of rank %d folded but not checkpointed: %s", h.rank, exc)
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"checkpoint failed: {exc}")
+                raise Refusal(grpc.StatusCode.UNAVAILABLE, f"checkpoint failed: {exc}") from None
         if result.applied:
             metrics.COMMITS.inc()
             metrics.STALENESS.observe(result.staleness)

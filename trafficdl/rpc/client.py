@@ -139,6 +139,8 @@ class ParameterServerClient:
         self.wire_dtype = wire_dtype
         self.chunk_bytes = chunk_bytes
         self.model_version = ""
+        self.token = token  # also the data plane's (dataplane.py)
+        self.data_plane = ""  # the latest registration's same-node data plane, if any
         self.channel = channel or security.make_channel(
             target, token, tls=tls, allow_plaintext=allow_plaintext
         )
@@ -191,6 +193,7 @@ class ParameterServerClient:
         info = pb.RegisterResponse.FromString(next(stream)).info
         center = receive(info.tensor, stream, message=pb.RegisterResponse)
         self.model_version = info.tensor.model_version
+        self.data_plane = info.data_plane
         return Registration(
             rank=info.rank,
             world_size=info.world_size,

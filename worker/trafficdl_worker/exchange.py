@@ -30,6 +30,7 @@ import torch
 
 from trafficdl.optim import UpdateRule
 from trafficdl.rpc.client import Exchanged, ExchangeFailed, ParameterServerClient, Pulled
+from trafficdl.rpc.dataplane import DataPlaneClient, DataPlaneError, DataPlaneLink
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 from trafficdl_worker import metrics
 
@@ -51,6 +52,13 @@ class CommitProgress:
     elapsed_seconds: float = 0.0
     blocked_seconds: float = 0.0
     lag_batches: int = 0
+
+
+@dataclass
+class Shortcut:
+    """How far a window through the data plane got before it broke off."""
+
+    contribution: torch.Tensor | None = None
 
 
 class Exchanger:
@@ -84,6 +92,14 @@ class Exchanger:
         # instead of two cuts; for a many-chunk model (the CNN's 23 MB) the two streaming
         # calls measured faster here (bench/bench_exchange.py), so it keeps Pull + Commit.
         self.exchange_max_bytes: int | None = None
+        # The same-node data plane (trafficdl/rpc/dataplane.py) when the master offers
+        # one this process can reach; the rpcs otherwise, and for what it leaves undone.
+        self.link: DataPlaneLink | None = None
+        if client.data_plane:
+            self.link = DataPlaneLink(
+                lambda: client.data_plane, token=client.token, run_id=client.run_id,
+                numel=center.numel(), wire_dtype=client.wire_dtype,
+            )  # fmt: skip
 
     def _pull(self) -> torch.Tensor:
         t0 = time.perf_counter()
@@ -139,7 +155,19 @@ class Exchanger:
         acked = False
         limit = self.exchange_max_bytes
         itemsize = 4 if self.client.wire_dtype == "float32" else 2
-        if self.combined and local.numel() * itemsize <= (limit or self.client.chunk_bytes):
+        fast = self.link.get(self.rank) if self.link is not None else None
+        if fast is not None:
+            t0 = time.perf_counter()
+            got = Shortcut()
+            try:
+                return self._exchange_fast(fast, local, header, final, got)
+            except DataPlaneError as exc:
+                log.warning("%s: finishing the window with Pull and Commit", exc)
+                self.link.drop()  # type: ignore[union-attr]
+                contribution = got.contribution
+            finally:
+                self._spent(time.perf_counter() - t0)
+        elif self.combined and local.numel() * itemsize <= (limit or self.client.chunk_bytes):
             t0 = time.perf_counter()
             try:
                 one = local.numel() * itemsize <= self.client.chunk_bytes  # unary calls
@@ -191,6 +219,35 @@ class Exchanger:
         center = self._pull()
         self.last_pull = center
         return self.rule.after_commit(local, contribution, center)
+
+    def _exchange_fast(
+        self, fast: DataPlaneClient, local: torch.Tensor, header: pb.CommitHeader,
+        final: bool, done: Shortcut,
+    ) -> torch.Tensor:  # fmt: skip
+        """The window through the same-node data plane; on DataPlaneError, `done` holds
+        the contribution for the rpcs to commit (one sent but not acknowledged goes again
+        with its sequence: folded at most once)."""
+        if self.rule.elastic:
+            counter, centre = fast.pull()
+            metrics.PULLS.inc()
+            metrics.PULL_BYTES.inc(4 * centre.numel())
+            self.counter = counter
+            done.contribution = self.rule.contribution(local, centre, self.alpha)
+        else:
+            done.contribution = self.rule.contribution(local, self.last_pull, self.alpha)
+        header.based_on_counter = self.counter
+        ack, counter, centre = fast.commit(done.contribution, header, pull=not self.rule.elastic)
+        self._acked(ack, header)
+        metrics.COMMIT_BYTES.inc(4 * done.contribution.numel())
+        if self.rule.elastic:
+            return self.rule.after_commit(local, done.contribution, None)
+        if final or centre is None:
+            return local
+        metrics.PULLS.inc()
+        metrics.PULL_BYTES.inc(4 * centre.numel())
+        self.counter = counter
+        self.last_pull = centre
+        return self.rule.after_commit(local, done.contribution, centre)
 
     def _spent(self, elapsed: float) -> None:
         self.seconds += elapsed

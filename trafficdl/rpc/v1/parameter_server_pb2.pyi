@@ -71,20 +71,22 @@ class RegisterRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., worker_id: _Optional[str] = ...) -> None: ...
 
 class RegisterInfo(_message.Message):
-    __slots__ = ("rank", "world_size", "run_config_json", "update_counter", "resume_batches", "tensor")
+    __slots__ = ("rank", "world_size", "run_config_json", "update_counter", "resume_batches", "tensor", "data_plane")
     RANK_FIELD_NUMBER: _ClassVar[int]
     WORLD_SIZE_FIELD_NUMBER: _ClassVar[int]
     RUN_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     UPDATE_COUNTER_FIELD_NUMBER: _ClassVar[int]
     RESUME_BATCHES_FIELD_NUMBER: _ClassVar[int]
     TENSOR_FIELD_NUMBER: _ClassVar[int]
+    DATA_PLANE_FIELD_NUMBER: _ClassVar[int]
     rank: int
     world_size: int
     run_config_json: str
     update_counter: int
     resume_batches: int
     tensor: TensorInfo
-    def __init__(self, rank: _Optional[int] = ..., world_size: _Optional[int] = ..., run_config_json: _Optional[str] = ..., update_counter: _Optional[int] = ..., resume_batches: _Optional[int] = ..., tensor: _Optional[_Union[TensorInfo, _Mapping]] = ...) -> None: ...
+    data_plane: str
+    def __init__(self, rank: _Optional[int] = ..., world_size: _Optional[int] = ..., run_config_json: _Optional[str] = ..., update_counter: _Optional[int] = ..., resume_batches: _Optional[int] = ..., tensor: _Optional[_Union[TensorInfo, _Mapping]] = ..., data_plane: _Optional[str] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("info", "chunk")
