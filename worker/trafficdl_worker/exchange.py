@@ -10,7 +10,10 @@ and returns the vector the worker continues from:
 It numbers commits (so a retried commit is not folded twice), tracks the
 counter each contribution is based on (staleness), and meters every call.
 
-Each window of a model that fits in one chunk is done with unary calls:
+A worker on the master's node, told of its data plane at registration, does
+each window there (trafficdl/rpc/dataplane.py: shared memory and a Unix socket,
+no gRPC); a refusal or break finishes that window with Pull and Commit, below.
+Otherwise each window of a model that fits in one chunk is done with unary calls:
 PullOne then CommitOne for the elastic rules, one CommitOne that returns the
 centre after the fold for the delta rules; larger models use Pull and Commit
 (the streaming Exchange call up to `exchange_max_bytes`). When a call breaks
