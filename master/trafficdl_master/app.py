@@ -145,6 +145,7 @@ def finish(
     t1: float | None,
     stopping: dict[str, Any] | None = None,
     validation: list[dict[str, Any]] | None = None,
+    plane_ranks: list[int] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the centre model and write the run directory; returns run.json's content.
 
@@ -203,6 +204,10 @@ def finish(
     run["exchange"] = exchange_waits(
         center.state.workers, overlap=spec.dist.overlaps, commits=p.commits_total
     )
+    # Which ranks exchanged through this master's same-node data plane (None: it offered
+    # none; a rank that fell back to gRPC for good, or a restarted master's earlier life,
+    # is not in it).
+    run["exchange"]["data_plane_ranks"] = plane_ranks
     if stopping["epochs_run"] > 0:  # WTPE over the epochs actually run (early stop)
         run["wtpe_seconds"] = run["training_seconds"] / stopping["epochs_run"]
     history = {"epochs": epochs, "commits": commits, "validation": validation or []}
@@ -304,7 +309,8 @@ def serve(
             log.error("final checkpoint not saved: %s", exc)
         stopping = watch.finish() if watch is not None else None
         validation = watch.history if watch is not None else None
-        result = finish(prep, center, Path(opts.out_dir), opts.t1_seconds, stopping, validation)
+        result = finish(prep, center, Path(opts.out_dir), opts.t1_seconds, stopping, validation,
+                        sorted(plane.ranks) if plane is not None else None)  # fmt: skip
         servicer.figures = figures = result["figures"]
         metrics.TEST_ACCURACY.set(figures["accuracy"])
         metrics.MACRO_F1.set(figures["macro_f1"])

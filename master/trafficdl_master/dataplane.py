@@ -98,6 +98,7 @@ class DataPlaneServer:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stopped = False
+        self.ranks: set[int] = set()  # ranks that exchanged through the plane (run.json)
         self._accept = threading.Thread(target=self._serve, name="data-plane", daemon=True)
 
     def start(self) -> DataPlaneServer:
@@ -141,6 +142,8 @@ class DataPlaneServer:
         try:
             buf, numel, rank = self._hello(conn)
             commit, centre = vectors(buf, numel)
+            with self._lock:
+                self.ranks.add(rank)
             log.info("rank %d exchanges through the same-node data plane", rank)
             while True:
                 kind, body = recv_frame(conn)

@@ -56,6 +56,16 @@ def print_train_summary(result: dict[str, Any], out: Path) -> None:
             f"exchanges {how}: workers blocked {ex['blocked_fraction']:.1%} of their loop"
             + (f", {ex['lag_batches_mean']:.1f} batches of lag per commit" if ex["overlap"] else "")
         )
+    near, n = ex.get("data_plane_ranks"), run.get("workers") or 0
+    if "data_plane_ranks" in ex and n:
+        console.print(
+            "tensors moved over gRPC (the master offered no same-node data plane)"
+            if near is None
+            else f"tensors moved through the same-node data plane for all {n} workers"
+            if len(near) >= n
+            else f"tensors moved through the same-node data plane for {len(near)} of {n} "
+            "workers, over gRPC for the others"
+        )  # fmt: skip
     if run.get("stop_reason"):
         best = run.get("best_epoch")
         console.print(

@@ -201,6 +201,7 @@ def test_the_launchers_workers_use_the_plane_unless_it_is_off(
                for rows in run["split"]["partitions"]]  # fmt: skip
     assert run["commits_total"] == run["update_counter"] == sum((b - 1) // 2 + 1 for b in batches)
     assert run["commits_rejected"] == 0
+    assert run["exchange"]["data_plane_ranks"] == ([0, 1] if plane else None)
 
 
 def test_garbage_on_the_socket_drops_that_connection_only(masters: list[Master]) -> None:

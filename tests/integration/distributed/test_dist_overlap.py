@@ -87,6 +87,8 @@ def test_the_cli_flag_runs_overlapped_and_says_how_long_workers_waited(
     assert run["dist_config"]["overlap"] is True and run["exchange"]["overlap"] is True
     share = f"{run['exchange']['blocked_fraction']:.1%}"
     assert f"exchanges overlapped: workers blocked {share} of their loop" in printed
+    assert run["exchange"]["data_plane_ranks"] == [0, 1]  # the launcher's workers are local
+    assert "tensors moved through the same-node data plane for all 2 workers" in printed
     assert main(["train", str(dist_dataset), "--out", str(tmp_path / "x"), "--overlap=3"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--overlap" in err and "Traceback" not in err
