@@ -73,8 +73,9 @@ def _unsafe(fd: int, size: int) -> str:
     two vectors and sealed at that size, or the worker could shrink it under the
     mapping and kill the master with SIGBUS."""
     try:
-        if os.fstat(fd).st_size != size:
-            return f"shared buffer of {os.fstat(fd).st_size} bytes, not {size}"
+        actual = os.fstat(fd).st_size
+        if actual != size:
+            return f"shared buffer of {actual} bytes, not {size}"
         if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & SEALS != SEALS:
             return "shared buffer not sealed at its size"
     except OSError as exc:
@@ -132,13 +133,13 @@ class DataPlaneServer:
                     conn.close()
                     return
                 self._conns.add(conn)
+                self._threads = [t for t in self._threads if t.is_alive()]  # reconnects
                 t = threading.Thread(target=self._connection, args=(conn,), daemon=True,
                                      name="data-plane-worker")  # fmt: skip
                 self._threads.append(t)
             t.start()
 
     def _connection(self, conn: socket.socket) -> None:
-        buf: mmap.mmap | None = None
         try:
             buf, numel, rank = self._hello(conn)
             commit, centre = vectors(buf, numel)
@@ -179,19 +180,7 @@ class DataPlaneServer:
                 body += recv_exact(conn, size - len(body))
             hello = json.loads(body)
             numel = self.servicer.center.state.vector.numel()
-            problem = (
-                "another user" if uid != os.getuid()
-                else "another network namespace: not a worker of this node"
-                if _netns(pid) != _netns("self")
-                else "wrong token" if not hmac.compare_digest(str(hello.get("token", "")),
-                                                              self.token)
-                else f"not run {hello.get('run_id')!r}"
-                if hello.get("run_id") not in ("", self.servicer.spec.run_id)
-                else f"{hello.get('numel')} values, the model has {numel}"
-                if hello.get("numel") != numel
-                else "no shared buffer" if len(fds) != 1
-                else _unsafe(fds[0], 8 * numel)
-            )  # fmt: skip
+            problem = self._refusal(pid, uid, hello, fds, numel)
             if problem:
                 metrics.AUTH_REJECTED.labels("data_plane").inc()
                 send_frame(conn, AGAIN, problem.encode())
@@ -202,6 +191,22 @@ class DataPlaneServer:
         finally:
             for fd in fds:
                 os.close(fd)
+
+    def _refusal(self, pid: int, uid: int, hello: dict, fds: list[int], numel: int) -> str:
+        """Why this peer may not use the plane ("" when it may), cheapest checks first."""
+        if uid != os.getuid():
+            return "another user"
+        if _netns(pid) != _netns("self"):
+            return "another network namespace: not a worker of this node"
+        if not hmac.compare_digest(str(hello.get("token", "")), self.token):
+            return "wrong token"
+        if hello.get("run_id") not in ("", self.servicer.spec.run_id):
+            return f"not run {hello.get('run_id')!r}"
+        if hello.get("numel") != numel:
+            return f"{hello.get('numel')} values, the model has {numel}"
+        if len(fds) != 1:
+            return "no shared buffer"
+        return _unsafe(fds[0], 8 * numel)
 
     def _pull(self, centre: torch.Tensor) -> int:
         def copy(counter: int, vector: torch.Tensor) -> int:

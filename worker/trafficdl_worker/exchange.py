@@ -232,9 +232,7 @@ class Exchanger:
         with its sequence: folded at most once)."""
         if self.rule.elastic:
             counter, centre = fast.pull()
-            metrics.PULLS.inc()
-            metrics.PULL_BYTES.inc(4 * centre.numel())
-            self.counter = counter
+            self._pulled(Pulled(counter, centre, 4 * centre.numel()))
             done.contribution = self.rule.contribution(local, centre, self.alpha)
         else:
             done.contribution = self.rule.contribution(local, self.last_pull, self.alpha)
@@ -246,9 +244,7 @@ class Exchanger:
             return self.rule.after_commit(local, done.contribution, None)
         if final or centre is None:
             return local
-        metrics.PULLS.inc()
-        metrics.PULL_BYTES.inc(4 * centre.numel())
-        self.counter = counter
+        self._pulled(Pulled(counter, centre, 4 * centre.numel()))
         self.last_pull = centre
         return self.rule.after_commit(local, done.contribution, centre)
 

@@ -167,7 +167,7 @@ def test_a_non_finite_commit_is_refused_once_by_the_rpcs(masters: list[Master]) 
     assert m.center.state.update_counter == 1
 
 
-def test_no_plane_is_offered_with_the_master_flag(tmp_path: object) -> None:
+def test_no_plane_is_offered_with_the_master_flag() -> None:
     from trafficdl_master.__main__ import options, parse_args
 
     base = ["--dataset", "/nowhere", "--insecure", "--world-size", "1"]
