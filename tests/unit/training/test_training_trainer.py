@@ -46,8 +46,8 @@ def test_cli_defaults_stop_on_a_plateau_within_a_budget() -> None:
     from trafficdl.commands.train import _T
     from trafficdl.config import CONVERGING
 
-    assert (_T.epochs, _T.val_fraction, _T.patience) == (50, 0.1, 5)
-    assert CONVERGING == {"epochs": 50, "val_fraction": 0.1, "patience": 5}
+    assert (_T.epochs, _T.val_fraction, _T.patience) == (150, 0.1, 20)
+    assert CONVERGING == {"epochs": 150, "val_fraction": 0.1, "patience": 20}
     assert (TrainConfig().val_fraction, TrainConfig().patience) == (0.0, 0)  # fixed count
 
 
