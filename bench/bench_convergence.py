@@ -32,6 +32,7 @@ from trafficdl.capture import ExtractConfig
 from trafficdl.capture.extract import extract_dataset
 from trafficdl.config import CONVERGING, DistConfig, TrainConfig
 from trafficdl.distributed.launch import run_local
+from trafficdl.evaluation import macro_f1_stderr
 from trafficdl.study import presets
 from trafficdl.synth import synthesize
 from trafficdl.training.run import run_centralized
@@ -65,15 +66,18 @@ def measure(
     apps: int,
     flows: int,
 ) -> tuple[dict[Cell | str, dict[int, float]], dict[Cell | str, dict[int, float]]]:
-    """(macro F, epochs run) per cell (and "centralized") and seed."""
+    """(macro F, epochs run) per cell (and "centralized") and seed; the second map also
+    holds "stderr": the centralized macro F's bootstrap standard error over its test rows."""
     ds = _dataset(root, apps, flows)
     f: dict[Cell | str, dict[int, float]] = {c: {} for c in ("centralized", *cells)}
     ran: dict[Cell | str, dict[int, float]] = {c: {} for c in f}
+    ran["stderr"] = {}  # the centralized F's own test-set standard error, per seed
     for seed in seeds:
         stop = {**CONVERGING, "epochs": epochs}  # the CLI's plateau rule, this mode's budget
         train = TrainConfig(model=MODEL, lr=LR, seed=seed, threads=1, **stop)
         ref = run_centralized(ds, train, root / f"c{seed}")["run"]
         f["centralized"][seed], ran["centralized"][seed] = _macro_f(ref), ref["epochs_run"]
+        ran["stderr"][seed] = macro_f1_stderr(ref["confusion"])
         for workers, name in cells:
             preset, _, flag = name.partition(" ")
             t, d = presets.apply(preset, train, DistConfig(workers=workers), workers)
@@ -101,6 +105,8 @@ def rows_of(
             if ran is not None:
                 note += (f"; epochs run {ran[cell][seed]:.1f} "
                          f"(centralized {ran['centralized'][seed]:.0f})")  # fmt: skip
+            if ran is not None and seed in ran.get("stderr", {}):
+                note += f"; centralized F's test-set standard error {ran['stderr'][seed]:.3f}"
             rows.append(Row("convergence", f"{label}, seed {seed}", value, "macro F",
                             f"centralized, seed {seed}", ref[seed], note))  # fmt: skip
         worst = min(f[cell], key=lambda s: f[cell][s] / max(ref[s], 1e-9))

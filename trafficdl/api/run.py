@@ -133,7 +133,7 @@ def train(
     and DistConfig fields (workers=0 trains centrally; workers=N runs a local
     master and N workers with `algorithm`, `window`, ...). `preset` as in
     `trafficdl train --preset`. Test figures come from the stratified hold-out.
-    Unless told otherwise it trains as the CLI does: at most 50 epochs, stopping on a
+    Unless told otherwise it trains as the CLI does: at most 150 epochs, stopping on a
     validation plateau with the best weights kept (config.CONVERGING).
     """
     cfg = TrainConfig(**{**CONVERGING, **_known(TrainConfig, settings, None)})

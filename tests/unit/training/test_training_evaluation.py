@@ -14,6 +14,7 @@ from trafficdl.errors import TrafficdlError
 from trafficdl.evaluation import (
     classification_figures,
     confusion_matrix,
+    macro_f1_stderr,
     most_confused_pair,
     summarize_folds,
 )
@@ -41,6 +42,20 @@ def test_absent_class_is_left_out_of_macro_means_and_never_predicted_has_zero_pr
     f = classification_figures(np.array([0, 0, 1]), np.array([0, 0, 0]), ["a", "b", "c"])
     assert f["per_class"]["b"]["precision"] == 0.0
     assert f["macro_recall"] == pytest.approx(0.5)  # (1 + 0) / 2: "c" has no objects
+
+
+def test_macro_f_standard_error_matches_a_row_bootstrap_and_shrinks_with_rows() -> None:
+    cm = np.array([[32, 0, 6, 2], [0, 37, 0, 3], [7, 0, 29, 4], [0, 0, 2, 38]])
+    # The same bootstrap done the slow way: resample (true, predicted) rows, recompute.
+    rows = np.array([(i, j) for i in range(4) for j in range(4) for _ in range(cm[i, j])])
+    rng = np.random.default_rng(1)
+    slow = [classification_figures(*rows[rng.integers(0, len(rows), len(rows))].T,
+                                   list("abcd"))["macro_f1"] for _ in range(1500)]  # fmt: skip
+    se = macro_f1_stderr(cm)
+    assert 0.02 < se < 0.05 and se == pytest.approx(np.std(slow, ddof=1), rel=0.1)
+    assert macro_f1_stderr(cm * 4) == pytest.approx(se / 2, rel=0.1)  # ~1/sqrt(rows)
+    assert macro_f1_stderr(np.diag([10, 10, 10, 10])) == 0.0  # no error to resample
+    assert macro_f1_stderr(cm) == se  # seeded: repeatable
 
 
 def test_confusion_matrix_counts() -> None:
