@@ -20,7 +20,6 @@ from rich.table import Table
 
 from trafficdl.cost import ideal_cost, ideal_seconds
 from trafficdl.errors import TrafficdlError
-from trafficdl.evaluation import macro_f1_stderr
 
 
 def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
@@ -66,6 +65,8 @@ def with_ideal(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def with_reference(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill `f_vs_centralized` (macro F / the same model's centralized macro F) and, on the
     centralized run, `macro_f1_stderr` (from its confusion matrix) when the set has one."""
+    from trafficdl.evaluation import macro_f1_stderr  # numpy: not on the operator's CLI path
+
     refs = {r.get("model"): r for r in runs if r.get("workers") == 0}
     out = []
     for r in runs:
