@@ -35,7 +35,8 @@ grows), and exchanges are more frequent.
    one at a time, each an exponential-average step of rate α < 1, so the β < 2
    bound of the synchronous fold does not apply), workers commit after every
    mini-batch, and the plateau patience is doubled (the centre's validation
-   loss is noisy and still falling when 5 epochs without a new best stop it).
+   loss is noisy and still falling when 5 epochs without a new best stop it;
+   with the CLI's patience of 20 since 2026-12-02, 40 at N = 16).
    Measured at N = 16 (LSTM, quick convergence set, budget 40, seeds 0/1/2,
    docs/study.md): 1.015x / 1.001x of centralized (seed 2: see docs), against
    0.837x / 0.887x with β 1.8 and window 2; α 0.225 with window 2 gave
