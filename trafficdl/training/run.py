@@ -100,8 +100,13 @@ def run_centralized(
     reporter: Reporter | None = None,
     resume: bool = False,
     dist: DistConfig | None = None,
+    init_offset: int = 0,
 ) -> dict[str, Any]:
     """Train on the hold-out training rows, test on the rest, write RUN_DIR; returns metrics.
+
+    `init_offset` seeds the model's initialization with cfg.seed + init_offset while the
+    split and the batch order stay cfg.seed's: a second reference on the same rows, whose
+    distance from the first is the noise floor of comparing two runs (bench_floor).
 
     run.json carries the same time/cost/accuracy keys as a distributed run's
     (trafficdl.distributed.rundir.summary) so runs compare side by side; the
@@ -122,6 +127,7 @@ def run_centralized(
         reporter=reporter,
         checkpoint_path=ckpt,
         resume=resume,
+        fold=init_offset,  # train_model seeds with cfg.seed + fold
     )
     train_seconds = time.perf_counter() - t0
     figures = evaluate_model(trainer.model, dataset, test_idx, adapter=trainer.adapter)

@@ -151,3 +151,22 @@ def test_rich_progress_prints_one_line_per_epoch(toy_dataset: Callable[..., Data
     lines = [ln for ln in buf.getvalue().splitlines() if ln.startswith("epoch")]
     assert len(lines) == 3
     assert all("loss" in ln and "val_acc" in ln and "samples/s" in ln for ln in lines)
+
+
+def test_init_offset_changes_only_the_initialization(
+    toy_dataset: Callable[..., Dataset], tmp_path: Path
+) -> None:
+    # bench_floor's second reference: same rows and batch order, another initial model.
+    from trafficdl.training.run import run_centralized
+
+    ds = toy_dataset()
+    cfg = TrainConfig(model="lstm", epochs=1, seed=3)
+    dirs = {"first": 0, "again": 0, "other": 1000}
+    runs = {name: run_centralized(ds.path, cfg, tmp_path / name, init_offset=off)["run"]
+            for name, off in dirs.items()}  # fmt: skip
+    assert runs["first"]["split"] == runs["other"]["split"] == runs["again"]["split"]
+    weights = {name: load_checkpoint(tmp_path / name / "checkpoint.pt").state_dict
+               for name in dirs}  # fmt: skip
+    key = next(iter(weights["first"]))
+    assert torch.equal(weights["first"][key], weights["again"][key])  # offset 0: as before
+    assert not torch.equal(weights["first"][key], weights["other"][key])
