@@ -81,7 +81,7 @@ class TrainConfig:
 # did a patience of 5: the validation loss of a small split is noisy, and 5 epochs without
 # a new best stopped the centralized LSTM at 12-19 epochs with macro F 0.75-0.83 on 4 of 5
 # seeds, where patience 20 trained 70-117 epochs to 0.88-0.92 on all 5 (6 synthetic apps
-# x 200 biflows; docs/study.md, "Converged references").
+# x 200 biflows; docs/study.md, "Training that converges by default").
 CONVERGING: dict[str, Any] = {"epochs": 150, "val_fraction": 0.1, "patience": 20}
 
 
