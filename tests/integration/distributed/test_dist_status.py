@@ -14,6 +14,8 @@ from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.distributed.launch import run_local
 from trafficdl.rpc.v1 import parameter_server_pb2 as pb
 
+EPOCHS = 60
+
 
 def test_status_while_running_and_after(
     dist_dataset: Path,
@@ -25,7 +27,10 @@ def test_status_while_running_and_after(
     monkeypatch.setenv("TRAFFICDL_TOKEN", token)
     seen: list[pb.StatusResponse] = []
     out = tmp_path / "run"
-    train = TrainConfig(model="lstm", epochs=4, batch_size=10, lr=0.003)
+    # Long enough that the view, which polls every 0.2 s, sees the RUNNING phase: with the
+    # same-node data plane 4 epochs of this set ran between two polls (CI, 2026-12-02;
+    # measured here: 4 epochs 0-1 RUNNING polls, 30 epochs 6).
+    train = TrainConfig(model="lstm", epochs=EPOCHS, batch_size=10, lr=0.003)
     dist = DistConfig(workers=2, window=3, threads_per_worker=1, worker_price=1.0, master_price=2.0)
     box: dict = {}
 
@@ -71,4 +76,4 @@ def test_status_while_running_and_after(
     assert running, [s.phase for s in seen]
     counters = [s.update_counter for s in seen]
     assert counters == sorted(counters)
-    assert all(0.0 <= s.progress <= 1.0 and s.epochs == 4 for s in seen)
+    assert all(0.0 <= s.progress <= 1.0 and s.epochs == EPOCHS for s in seen)
