@@ -65,19 +65,20 @@ def measure(
     epochs: int,
     apps: int,
     flows: int,
-) -> tuple[dict[Cell | str, dict[int, float]], dict[Cell | str, dict[int, float]]]:
-    """(macro F, epochs run) per cell (and "centralized") and seed; the second map also
-    holds "stderr": the centralized macro F's bootstrap standard error over its test rows."""
+) -> tuple[dict[Cell | str, dict[int, float]], dict[Cell | str, dict[int, float]],
+           dict[int, float]]:  # fmt: skip
+    """(macro F, epochs run) per cell (and "centralized") and seed, and per seed the
+    centralized macro F's bootstrap standard error over its test rows."""
     ds = _dataset(root, apps, flows)
     f: dict[Cell | str, dict[int, float]] = {c: {} for c in ("centralized", *cells)}
     ran: dict[Cell | str, dict[int, float]] = {c: {} for c in f}
-    ran["stderr"] = {}  # the centralized F's own test-set standard error, per seed
+    stderr: dict[int, float] = {}
     for seed in seeds:
         stop = {**CONVERGING, "epochs": epochs}  # the CLI's plateau rule, this mode's budget
         train = TrainConfig(model=MODEL, lr=LR, seed=seed, threads=1, **stop)
         ref = run_centralized(ds, train, root / f"c{seed}")["run"]
         f["centralized"][seed], ran["centralized"][seed] = _macro_f(ref), ref["epochs_run"]
-        ran["stderr"][seed] = macro_f1_stderr(ref["confusion"])
+        stderr[seed] = macro_f1_stderr(ref["confusion"])
         for workers, name in cells:
             preset, _, flag = name.partition(" ")
             t, d = presets.apply(preset, train, DistConfig(workers=workers), workers)
@@ -86,13 +87,14 @@ def measure(
             run = run_local(ds, t, d, out, progress=False).run
             cell = (workers, name)
             f[cell][seed], ran[cell][seed] = _macro_f(run), float(run["epochs_run"])
-    return f, ran
+    return f, ran, stderr
 
 
 def rows_of(
     f: dict[Cell | str, dict[int, float]],
     epochs: int,
     ran: dict[Cell | str, dict[int, float]] | None = None,
+    stderr: dict[int, float] | None = None,
 ) -> list[Row]:
     rows: list[Row] = []
     ref = f["centralized"]
@@ -105,8 +107,8 @@ def rows_of(
             if ran is not None:
                 note += (f"; epochs run {ran[cell][seed]:.1f} "
                          f"(centralized {ran['centralized'][seed]:.0f})")  # fmt: skip
-            if ran is not None and seed in ran.get("stderr", {}):
-                note += f"; centralized F's test-set standard error {ran['stderr'][seed]:.3f}"
+            if stderr is not None:
+                note += f"; centralized F's test-set standard error {stderr[seed]:.3f}"
             rows.append(Row("convergence", f"{label}, seed {seed}", value, "macro F",
                             f"centralized, seed {seed}", ref[seed], note))  # fmt: skip
         worst = min(f[cell], key=lambda s: f[cell][s] / max(ref[s], 1e-9))
@@ -129,9 +131,9 @@ def run(quick: bool) -> list[Row]:
         smoke=([(2, c) for c in PRESETS], 1, 3, 30),
     )
     with tempfile.TemporaryDirectory(prefix="bench-convergence-") as tmp:
-        f, ran = measure(Path(tmp), cells=cells, seeds=list(range(n_seeds)),
+        f, ran, stderr = measure(Path(tmp), cells=cells, seeds=list(range(n_seeds)),
                          epochs=epochs, apps=6, flows=flows)  # fmt: skip
-    return rows_of(f, epochs, ran)
+    return rows_of(f, epochs, ran, stderr)
 
 
 if __name__ == "__main__":

@@ -27,16 +27,22 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return np.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def figures_from_confusion(cm: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
-    """All figures from a confusion matrix (so pooled folds use the same formulas)."""
-    cm = np.asarray(cm, dtype=np.int64)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    hits = np.diag(cm)
+def _per_class(cm: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(hits, support, precision, recall, F) per app of one matrix [..., true, predicted] or
+    a stack of them (the bootstrap's); an app never predicted has precision 0."""
+    hits = np.diagonal(cm, axis1=-2, axis2=-1)
+    support, predicted = cm.sum(axis=-1), cm.sum(axis=-2)
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.where(support > 0, hits / support, 0.0)
         precision = np.where(predicted > 0, hits / predicted, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return hits, support, precision, recall, f1
+
+
+def figures_from_confusion(cm: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+    """All figures from a confusion matrix (so pooled folds use the same formulas)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    hits, support, precision, recall, f1 = _per_class(cm)
     present = support > 0
     total = int(support.sum())
     return {
@@ -78,13 +84,7 @@ def macro_f1_stderr(cm: np.ndarray, resamples: int = 2000, seed: int = 0) -> flo
     if n == 0:
         return float("nan")
     draws = np.random.default_rng(seed).multinomial(n, cm.ravel() / n, size=resamples)
-    mats = draws.reshape(resamples, k, k).astype(np.float64)
-    hits = np.diagonal(mats, axis1=1, axis2=2)
-    support, predicted = mats.sum(axis=2), mats.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.where(support > 0, hits / support, 0.0)
-        precision = np.where(predicted > 0, hits / predicted, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    _, support, _, _, f1 = _per_class(draws.reshape(resamples, k, k))
     present = support > 0
     macro = (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
     return float(macro.std(ddof=1))
