@@ -51,6 +51,7 @@ TRAIN_FIELDS: Final[dict[str, str]] = {
     "fold": "fold",
     "valFraction": "val_fraction",
     "patience": "patience",
+    "averageEpochs": "average_epochs",
     "classWeighting": "class_weighting",
     "device": "device",
 }

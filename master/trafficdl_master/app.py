@@ -153,6 +153,8 @@ def finish(
     into run.json, `validation` (the centre's validation loss per epoch) into
     history.json."""
     spec = prep.spec
+    if stopping is None and center.average is not None:  # no validation: the final average
+        center.state.vector.copy_(center.model_copy())
     stopping = stopping or plateau.no_validation(center, spec.train.epochs)
     torch.set_num_threads(os.cpu_count() or 1)  # the workers are done: use every core
     vector_to_parameters(center.state.vector, prep.model.parameters())
@@ -271,6 +273,7 @@ def serve(
         sync_timeout=spec.dist.sync_timeout,
     )
     center.on_event = liveness.report
+    center.set_averaging(spec.train.average_epochs)  # a restarted master: afresh, from here
     if resumed and not opts.resume:  # a continued run's clock waits for all its workers
         center.resume()
     metrics.RESTARTS.set(state.restarts)

@@ -29,6 +29,7 @@ import torch
 
 from trafficdl.errors import TrafficdlError
 from trafficdl.optim import UpdateRule
+from trafficdl.optim.averaging import WeightAverage
 from trafficdl_master.state import CenterState, CommitInfo, CommitResult, Progress, WorkerProgress
 
 PHASES = ("waiting", "running", "evaluating", "succeeded", "failed")
@@ -76,6 +77,11 @@ class Center:
         self.on_event: Callable[[str, int, str], None] | None = None
         self._awaited: set[int] = set()  # ranks a restored master expects back (resume)
         self.stop_reason = ""  # set by request_stop: workers are told to finish early
+        # TrainConfig.average_epochs > 0 (set_averaging): the exponential average of the
+        # centre over the workers' mean epochs, advanced after every fold; the model the
+        # validation watch checks and the run keeps. A restarted master starts it afresh.
+        self.average: WeightAverage | None = None
+        self._averaged_epoch = 0.0
         if all(w.finished for w in state.workers.values()):
             with self._cond:  # _finish notifies: it must hold the lock
                 self._finish()  # a restored run that had already ended
@@ -167,6 +173,30 @@ class Center:
             ws = list(self.state.workers.values())
             return sum(w.epoch for w in ws) / max(len(ws), 1)
 
+    # ----------------------------------------------------------- averaging
+    def set_averaging(self, horizon_epochs: float) -> None:
+        """Average the centre over about `horizon_epochs` epochs from now on (0: off)."""
+        with self._cond:
+            self.average = None
+            if horizon_epochs > 0:
+                self.average = WeightAverage([self.state.vector], horizon_epochs)
+                self._averaged_epoch = self.mean_epoch()
+
+    def model_copy(self) -> torch.Tensor:
+        """A copy of the model the run keeps: the centre's average, or the centre."""
+        with self._cond:
+            if self.average is None:
+                return self.state.vector.clone()
+            return self.average.average[0].clone()
+
+    def _advance_average(self) -> None:
+        """After a fold (lock held): move the average by the mean epochs since the last."""
+        if self.average is None:
+            return
+        now = self.mean_epoch()
+        self.average.update([self.state.vector], now - self._averaged_epoch)
+        self._averaged_epoch = max(now, self._averaged_epoch)
+
     # --------------------------------------------------------------- pull
     def read(self, fn: Callable[[int, torch.Tensor], T]) -> T:
         """`fn(update_counter, centre)` under the lock: a pull never sees a torn fold.
@@ -202,6 +232,7 @@ class Center:
             )
             self.state.update_counter += 1
             self._record(info, staleness)
+            self._advance_average()
             return CommitResult(self.state.update_counter, staleness, stop or self.done.is_set())
 
     def _commit_sync(self, info: CommitInfo, contribution: torch.Tensor) -> CommitResult:
@@ -244,6 +275,7 @@ class Center:
             staleness = max(base - info.based_on_counter, 0)
             self._record(info, staleness)
             self._round_results[rank] = CommitResult(self.state.update_counter, staleness, False)
+        self._advance_average()
         self._round += 1
         self._cond.notify_all()
 

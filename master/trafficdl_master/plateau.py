@@ -7,7 +7,9 @@ it passed through. So the master holds out the run's validation rows
 (TrainConfig.val_fraction, carved from the training rows exactly as the
 centralized trainer carves them; workers never train on them) and, every time
 the workers' mean epoch crosses an integer, evaluates a copy of the centre on
-them (its loss, as the centralized trainer's early stopping does):
+them (its loss, as the centralized trainer's early stopping does) — the
+centre's exponential average when the run averages (TrainConfig.average_epochs,
+Center.set_averaging), the centre itself otherwise:
 
 - the best centre (lowest validation loss) is kept;
 - after `patience` checks without improvement the run is asked to stop
@@ -77,7 +79,7 @@ class PlateauMonitor:
 
     def check(self, epoch: float, vector: torch.Tensor | None = None) -> dict[str, Any]:
         """Validate the centre (or `vector`) as of `epoch`; track the best; maybe stop."""
-        vec = self.center.center_copy() if vector is None else vector.clone()
+        vec = self.center.model_copy() if vector is None else vector.clone()
         vector_to_parameters(vec, self.model.parameters())
         stats = evaluate_loss(self.model, self.val.x, self.val.y, adapter=self.adapter)
         record = {
@@ -101,13 +103,14 @@ class PlateauMonitor:
         run.json carries (epochs run, best epoch, why it stopped, validation history)."""
         self.stop()
         epochs_run = self.center.mean_epoch()
-        self.check(epochs_run, self.center.state.vector)
+        self.check(epochs_run, self.center.model_copy())
         assert self.best is not None
         restored = self.best[1] != epochs_run  # an earlier centre validated better
         # a stop asked for in the last epoch may find the workers at their budget anyway
         early = bool(self.center.stop_reason) and epochs_run < self.epochs - 1e-6
-        if restored:
+        if restored or self.center.average is not None:  # the kept model becomes the centre
             self.center.state.vector.copy_(self.best[2])
+        if restored:
             log.info("centre of epoch %g restored (validation loss %.4f)", self.best[1],
                      self.best[0])  # fmt: skip
         return {

@@ -39,6 +39,10 @@ ValFraction = Annotated[
 Patience = Annotated[
     int, typer.Option(help="Stop after this many epochs without validation gain (0: off).")
 ]
+AverageEpochs = Annotated[
+    float,
+    typer.Option(help="Keep the weights' exponential average over ~E epochs (0: the last)."),
+]
 ClassWeighting = Annotated[
     bool, typer.Option(help="Weight the loss by inverse class frequency (imbalance).")
 ]
@@ -78,6 +82,7 @@ def train(
     test_fraction: TestFraction = _T.test_fraction,
     val_fraction: ValFraction = _T.val_fraction,
     patience: Patience = _T.patience,
+    average_epochs: AverageEpochs = _T.average_epochs,
     class_weighting: ClassWeighting = _T.class_weighting,
     device: Device = _T.device,
     threads: Threads = _T.threads,
@@ -243,6 +248,7 @@ def evaluate(
     seed: Seed = _T.seed,
     val_fraction: ValFraction = _T.val_fraction,
     patience: Patience = _T.patience,
+    average_epochs: AverageEpochs = _T.average_epochs,
     class_weighting: ClassWeighting = _T.class_weighting,
     device: Device = _T.device,
     threads: Threads = _T.threads,

@@ -11,7 +11,10 @@ throughput; with a validation split it keeps the best weights and stops after
 from __future__ import annotations
 
 import copy
+import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from torch import nn
 
 from trafficdl.config import DistConfig, TrainConfig
 from trafficdl.models.adapters import InputAdapter
+from trafficdl.optim.averaging import WeightAverage
 from trafficdl.training.checkpoint import Checkpoint, load_resumable, save_checkpoint
 from trafficdl.training.data import TensorSplit, batches, class_weights
 from trafficdl.training.loop import StepStats, evaluate_loss, train_step
@@ -77,6 +81,30 @@ class Trainer:
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         self.stopped_early = False
         self.stop_reason = ""  # why training ended: a plateau or the epoch budget
+        # The model validated, kept and returned: the weights' exponential average over
+        # the last cfg.average_epochs epochs (optim/averaging.py), or the raw weights.
+        self.average = self._new_average()
+
+    def _new_average(self) -> WeightAverage | None:
+        if self.cfg.average_epochs <= 0:
+            return None
+        return WeightAverage(self.model.parameters(), self.cfg.average_epochs)
+
+    @contextmanager
+    def _evaluated_weights(self) -> Iterator[None]:
+        """Within: the model holds the weights a run evaluates (the average, if any)."""
+        if self.average is None:
+            yield
+            return
+        params = list(self.model.parameters())
+        raw = [p.detach().clone() for p in params]
+        self.average.copy_to(params)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, r in zip(params, raw, strict=True):
+                    p.copy_(r)
 
     # ------------------------------------------------------------------ steps
 
@@ -91,11 +119,14 @@ class Trainer:
         self.reporter.epoch_start(epoch, self.cfg.epochs, n)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        step = 1.0 / max(math.ceil(n / self.cfg.batch_size), 1)  # of an epoch, per batch
         t0 = time.perf_counter()
         for x, y in batches(
             self.train_split, self.cfg.batch_size, shuffle=True, seed=self.cfg.seed, epoch=epoch
         ):
             loss, hits = self._run_batch(x, y)
+            if self.average is not None:
+                self.average.update(self.model.parameters(), step)
             loss_sum += loss * len(y)
             correct += hits
             self.reporter.advance(len(y))
@@ -111,9 +142,10 @@ class Trainer:
             "val_accuracy": None,
         }
         if self.val is not None:
-            v = evaluate_loss(
-                self.model, self.val.x, self.val.y, adapter=self.adapter, loss_fn=self.loss_fn
-            )
+            with self._evaluated_weights():
+                v = evaluate_loss(
+                    self.model, self.val.x, self.val.y, adapter=self.adapter, loss_fn=self.loss_fn
+                )
             record["val_loss"], record["val_accuracy"] = v.loss, v.accuracy
         return record
 
@@ -147,6 +179,7 @@ class Trainer:
         self.history = list(ckpt.history)
         self.epoch = ckpt.epoch
         self.adapter = ckpt.adapter
+        self.average = self._new_average()  # restarts from the resumed weights
         return ckpt
 
     # ------------------------------------------------------------------ train
@@ -156,7 +189,8 @@ class Trainer:
         if record["val_loss"] is None:
             return False
         if self.best is None or record["val_loss"] < self.best[0]:
-            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            with self._evaluated_weights():
+                state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.best = (record["val_loss"], record["epoch"], state)
             return False
         return self.cfg.patience > 0 and record["epoch"] - self.best[1] >= self.cfg.patience
@@ -188,6 +222,8 @@ class Trainer:
             )
         if self.best is not None:  # keep the weights that validated best
             self.model.load_state_dict(copy.deepcopy(self.best[2]))
+        elif self.average is not None:  # no validation: the average at the end
+            self.average.copy_to(self.model.parameters())
         return self.history
 
     @property

@@ -115,3 +115,16 @@ def test_distributed_run_stops_on_a_plateau(dist_dataset: Path, tmp_path: Path) 
     checks = history["validation"]
     assert len(checks) >= 3 and all(np.isfinite(c["val_loss"]) for c in checks)
     assert min(c["val_loss"] for c in checks) == pytest.approx(run["best_val_loss"])
+
+
+def test_an_averaging_master_validates_and_keeps_the_average(dist_dataset: Path) -> None:
+    mon, good, bad = _monitor(dist_dataset)
+    center = mon.center
+    center.state.vector.copy_(good)
+    center.set_averaging(1.0)  # the average starts at the (trained) centre ...
+    center.state.vector.copy_(bad)  # ... which then moves away without a fold
+    averaged = mon.check(1.0)
+    assert averaged["val_loss"] == pytest.approx(mon.check(1.5, good)["val_loss"])
+    assert averaged["val_accuracy"] > 0.9  # the untrained centre would be near chance
+    mon.finish()
+    assert torch.equal(center.state.vector, good)  # the kept model becomes the centre

@@ -46,9 +46,11 @@ def test_cli_defaults_stop_on_a_plateau_within_a_budget() -> None:
     from trafficdl.commands.train import _T
     from trafficdl.config import CONVERGING
 
-    assert (_T.epochs, _T.val_fraction, _T.patience) == (150, 0.1, 20)
-    assert CONVERGING == {"epochs": 150, "val_fraction": 0.1, "patience": 20}
-    assert (TrainConfig().val_fraction, TrainConfig().patience) == (0.0, 0)  # fixed count
+    assert (_T.epochs, _T.val_fraction, _T.patience, _T.average_epochs) == (150, 0.1, 20, 2.5)
+    assert CONVERGING == {"epochs": 150, "val_fraction": 0.1, "patience": 20, "average_epochs": 2.5}
+    # a fixed count of the last weights
+    assert (TrainConfig().val_fraction, TrainConfig().patience) == (0.0, 0)
+    assert TrainConfig().average_epochs == 0.0
 
 
 def test_early_stopping_keeps_the_best_weights(toy_dataset: Callable[..., Dataset]) -> None:
