@@ -39,6 +39,7 @@ from trafficdl.training.run import run_centralized
 
 MODEL = "lstm"
 LR = 0.003
+OTHER_INIT = 1000  # the floor's second centralized run initializes with seed + OTHER_INIT
 # A configuration is a preset, optionally with "--overlap" (exchanges in the background:
 # the check that their extra staleness leaves macro F where the blocking run has it).
 PRESETS = ("paper", "robust", "robust --overlap")
@@ -59,18 +60,20 @@ Cell = tuple[int, str]  # (N workers, configuration)
 
 def measure(
     root: Path,
+    ds: Path,
     *,
     cells: list[Cell],
     seeds: list[int],
     epochs: int,
-    apps: int,
-    flows: int,
+    floor: bool = False,
 ) -> tuple[dict[Cell | str, dict[int, float]], dict[Cell | str, dict[int, float]],
            dict[int, float]]:  # fmt: skip
     """(macro F, epochs run) per cell (and "centralized") and seed, and per seed the
-    centralized macro F's bootstrap standard error over its test rows."""
-    ds = _dataset(root, apps, flows)
-    f: dict[Cell | str, dict[int, float]] = {c: {} for c in ("centralized", *cells)}
+    centralized macro F's bootstrap standard error over its test rows. With `floor`,
+    also "floor": a second centralized run of each seed from another initialization
+    (bench_floor's), the resolution of the comparison."""
+    extra = ("floor",) if floor else ()
+    f: dict[Cell | str, dict[int, float]] = {c: {} for c in ("centralized", *extra, *cells)}
     ran: dict[Cell | str, dict[int, float]] = {c: {} for c in f}
     stderr: dict[int, float] = {}
     for seed in seeds:
@@ -79,6 +82,9 @@ def measure(
         ref = run_centralized(ds, train, root / f"c{seed}")["run"]
         f["centralized"][seed], ran["centralized"][seed] = _macro_f(ref), ref["epochs_run"]
         stderr[seed] = macro_f1_stderr(ref["confusion"])
+        if floor:
+            other = run_centralized(ds, train, root / f"o{seed}", init_offset=OTHER_INIT)["run"]
+            f["floor"][seed], ran["floor"][seed] = _macro_f(other), other["epochs_run"]
         for workers, name in cells:
             preset, _, flag = name.partition(" ")
             t, d = presets.apply(preset, train, DistConfig(workers=workers), workers)
@@ -95,13 +101,18 @@ def rows_of(
     epochs: int,
     ran: dict[Cell | str, dict[int, float]] | None = None,
     stderr: dict[int, float] | None = None,
+    bench: str = "convergence",
 ) -> list[Row]:
     rows: list[Row] = []
     ref = f["centralized"]
     for cell in (c for c in f if c != "centralized"):
-        assert isinstance(cell, tuple)
-        workers, name = cell
-        label = f"{MODEL} macro F, N={workers}, --preset {name}, at most {epochs} epochs"
+        if cell == "floor":
+            label = f"{MODEL} macro F, centralized from another initialization (the floor)"
+        else:
+            assert isinstance(cell, tuple)
+            workers, name = cell
+            label = f"{MODEL} macro F, N={workers}, --preset {name}"
+        label += f", at most {epochs} epochs"
         for seed, value in sorted(f[cell].items()):
             note = "same split, epoch budget and stopping rule"
             if ran is not None:
@@ -109,10 +120,10 @@ def rows_of(
                          f"(centralized {ran['centralized'][seed]:.0f})")  # fmt: skip
             if stderr is not None:
                 note += f"; centralized F's test-set standard error {stderr[seed]:.3f}"
-            rows.append(Row("convergence", f"{label}, seed {seed}", value, "macro F",
+            rows.append(Row(bench, f"{label}, seed {seed}", value, "macro F",
                             f"centralized, seed {seed}", ref[seed], note))  # fmt: skip
         worst = min(f[cell], key=lambda s: f[cell][s] / max(ref[s], 1e-9))
-        rows.append(Row("convergence", f"{label}, worst of {len(ref)} seeds", f[cell][worst],
+        rows.append(Row(bench, f"{label}, worst of {len(ref)} seeds", f[cell][worst],
                         "macro F", f"centralized, seed {worst}", ref[worst],
                         f"seed {worst}; ratio = fraction of centralized F kept"))  # fmt: skip
     return rows
@@ -131,8 +142,9 @@ def run(quick: bool) -> list[Row]:
         smoke=([(2, c) for c in PRESETS], 1, 3, 30),
     )
     with tempfile.TemporaryDirectory(prefix="bench-convergence-") as tmp:
-        f, ran, stderr = measure(Path(tmp), cells=cells, seeds=list(range(n_seeds)),
-                         epochs=epochs, apps=6, flows=flows)  # fmt: skip
+        ds = _dataset(Path(tmp), 6, flows)
+        f, ran, stderr = measure(Path(tmp), ds, cells=cells, seeds=list(range(n_seeds)),
+                                 epochs=epochs)  # fmt: skip
     return rows_of(f, epochs, ran, stderr)
 
 

@@ -19,13 +19,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from bench.bench_convergence import LR, MODEL, _dataset, _macro_f
+from bench.bench_convergence import LR, MODEL, OTHER_INIT, _dataset, _macro_f
 from bench.table import Row, pick
 from trafficdl.config import CONVERGING, TrainConfig
 from trafficdl.evaluation import macro_f1_stderr
 from trafficdl.training.run import run_centralized
-
-OTHER_INIT = 1000  # the second reference's init seed: seed + OTHER_INIT
 
 
 def run(quick: bool) -> list[Row]:
