@@ -4,8 +4,8 @@ For every seed the centralized reference and each distributed configuration
 train on the same stratified hold-out split (TrainConfig.seed drives split,
 partition, init and shuffling) with the same epoch budget and the default
 stopping rule (the CLI's: a 10% validation share, stop after 20 epochs without
-a better validation loss, keep the best weights; the epochs each run took are
-in the row's note), and every seed is
+a better validation loss, keep the best of the weights' 2.5-epoch averages; the
+epochs each run took are in the row's note), and every seed is
 reported (value = distributed macro F, peer = centralized macro F of that
 seed, ratio = the fraction kept), followed by the worst seed of each
 configuration — a user who scales out gets one seed, not the mean.
@@ -15,8 +15,8 @@ a confusable facebook~messenger pair) extracted to biflows; the LSTM, whose
 runs stay short enough to repeat over seeds on 2 cores. Modes: full = the
 robust preset at N = 2, 4, 8 and 16 and the paper's setting at N = 16, 5 seeds,
 the CLI's budget of at most 150 epochs, 6 apps x 200 biflows (the docs' figure;
-~45 minutes here); quick = every configuration at N = 4, 3 seeds, at most 80
-epochs, 6 apps x 100; smoke = N 2, 1 seed, 3 epochs.
+~45 minutes here alone, ~60 beside bench_harder); quick = every configuration at
+N = 4, 3 seeds, at most 80 epochs, 6 apps x 100; smoke = N 2, 1 seed, 3 epochs.
 On this 2-core machine N = 16 is 17 processes: accuracy is meaningful,
 timings are not (no timing figure is reported here).
 """

@@ -5,7 +5,7 @@
 #   -> distributed training with a local master + 4 workers on loopback, with the
 #      paper's settings and with the robust preset (docs/study.md)
 #   -> figures (time, cost, accuracy) as a table, plus the run directory's plots.
-# Sized to finish in a few minutes on 2 cores (69 s measured here, idle, 2026-12-02).
+# Sized to finish in a few minutes on 2 cores (78-82 s measured here, 2026-12-02).
 set -euo pipefail
 out=${1:-demo}
 bin=${VENV_BIN:-.venv/bin}

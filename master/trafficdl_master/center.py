@@ -29,8 +29,15 @@ import torch
 
 from trafficdl.errors import TrafficdlError
 from trafficdl.optim import UpdateRule
-from trafficdl.optim.averaging import WeightAverage
-from trafficdl_master.state import CenterState, CommitInfo, CommitResult, Progress, WorkerProgress
+from trafficdl.optim.averaging import EpochAverage
+from trafficdl_master.state import (
+    CenterState,
+    CommitInfo,
+    CommitResult,
+    Progress,
+    WorkerProgress,
+    progress_of,
+)
 
 PHASES = ("waiting", "running", "evaluating", "succeeded", "failed")
 HISTORY_LIMIT = 200_000  # commits recorded in history.json (a long LSTM run stays bounded)
@@ -80,8 +87,7 @@ class Center:
         # TrainConfig.average_epochs > 0 (set_averaging): the exponential average of the
         # centre over the workers' mean epochs, advanced after every fold; the model the
         # validation watch checks and the run keeps. A restarted master starts it afresh.
-        self.average: WeightAverage | None = None
-        self._averaged_epoch = 0.0
+        self.average: EpochAverage | None = None
         if all(w.finished for w in state.workers.values()):
             with self._cond:  # _finish notifies: it must hold the lock
                 self._finish()  # a restored run that had already ended
@@ -177,25 +183,14 @@ class Center:
     def set_averaging(self, horizon_epochs: float) -> None:
         """Average the centre over about `horizon_epochs` epochs from now on (0: off)."""
         with self._cond:
-            self.average = None
-            if horizon_epochs > 0:
-                self.average = WeightAverage([self.state.vector], horizon_epochs)
-                self._averaged_epoch = self.mean_epoch()
+            self.average = None if horizon_epochs <= 0 else EpochAverage(
+                [self.state.vector], horizon_epochs, epoch=self.mean_epoch())  # fmt: skip
 
     def model_copy(self) -> torch.Tensor:
         """A copy of the model the run keeps: the centre's average, or the centre."""
         with self._cond:
-            if self.average is None:
-                return self.state.vector.clone()
-            return self.average.average[0].clone()
-
-    def _advance_average(self) -> None:
-        """After a fold (lock held): move the average by the mean epochs since the last."""
-        if self.average is None:
-            return
-        now = self.mean_epoch()
-        self.average.update([self.state.vector], now - self._averaged_epoch)
-        self._averaged_epoch = max(now, self._averaged_epoch)
+            avg = self.average
+            return (self.state.vector if avg is None else avg.average[0]).clone()
 
     # --------------------------------------------------------------- pull
     def read(self, fn: Callable[[int, torch.Tensor], T]) -> T:
@@ -232,7 +227,8 @@ class Center:
             )
             self.state.update_counter += 1
             self._record(info, staleness)
-            self._advance_average()
+            if self.average is not None:  # after every fold: by the mean epoch's progress
+                self.average.advance_to([self.state.vector], self.mean_epoch())
             return CommitResult(self.state.update_counter, staleness, stop or self.done.is_set())
 
     def _commit_sync(self, info: CommitInfo, contribution: torch.Tensor) -> CommitResult:
@@ -275,7 +271,8 @@ class Center:
             staleness = max(base - info.based_on_counter, 0)
             self._record(info, staleness)
             self._round_results[rank] = CommitResult(self.state.update_counter, staleness, False)
-        self._advance_average()
+        if self.average is not None:
+            self.average.advance_to([self.state.vector], self.mean_epoch())
         self._round += 1
         self._cond.notify_all()
 
@@ -414,31 +411,4 @@ class Center:
     def progress(self, epochs: int) -> Progress:
         """Counts and progress for Status and metrics (slowest rank's epoch, mean progress)."""
         with self._cond:
-            ws = list(self.state.workers.values())
-            epoch_min = min((w.epoch for w in ws), default=0.0)
-            mean = sum(min(w.epoch / epochs, 1.0) for w in ws) / max(len(ws), 1)
-            done = self.done.is_set()
-            return Progress(
-                phase=self.phase,
-                message=self.message,
-                connected=sum(w.connected for w in ws),
-                finished=sum(w.finished for w in ws),
-                lost=sum(w.lost for w in ws),
-                epoch=float(epochs) if done else epoch_min,
-                mean_epoch=sum(w.epoch for w in ws) / max(len(ws), 1),
-                ratio=1.0 if done else mean,
-                done=done,
-                epochs=epochs,
-                update_counter=self.state.update_counter,
-                commits_total=self.state.commits_total,
-                commits_rejected=self.state.commits_rejected,
-                samples_done=sum(w.samples_done for w in ws),
-                loss=_mean(w.loss for w in ws),
-                accuracy=_mean(w.accuracy for w in ws),
-                restarts=self.state.restarts,
-            )
-
-
-def _mean(values: Any) -> float:
-    real = [v for v in values if v == v]  # drop NaN (no commit yet)
-    return sum(real) / len(real) if real else float("nan")
+            return progress_of(self.state, self.phase, self.message, self.done.is_set(), epochs)

@@ -177,3 +177,34 @@ def exchange_waits(
         ],
         "lag_batches_mean": round(lag / commits, 3) if commits else 0.0,
     }
+
+
+def progress_of(state: CenterState, phase: str, message: str, done: bool, epochs: int) -> Progress:
+    """A Progress of `state` (Center.progress, under the centre's lock)."""
+    ws = list(state.workers.values())
+    epoch_min = min((w.epoch for w in ws), default=0.0)
+    mean = sum(min(w.epoch / epochs, 1.0) for w in ws) / max(len(ws), 1)
+    return Progress(
+        phase=phase,
+        message=message,
+        connected=sum(w.connected for w in ws),
+        finished=sum(w.finished for w in ws),
+        lost=sum(w.lost for w in ws),
+        epoch=float(epochs) if done else epoch_min,
+        mean_epoch=sum(w.epoch for w in ws) / max(len(ws), 1),
+        ratio=1.0 if done else mean,
+        done=done,
+        epochs=epochs,
+        update_counter=state.update_counter,
+        commits_total=state.commits_total,
+        commits_rejected=state.commits_rejected,
+        samples_done=sum(w.samples_done for w in ws),
+        loss=_mean(w.loss for w in ws),
+        accuracy=_mean(w.accuracy for w in ws),
+        restarts=state.restarts,
+    )
+
+
+def _mean(values: Any) -> float:
+    real = [v for v in values if v == v]  # drop NaN (no commit yet)
+    return sum(real) / len(real) if real else float("nan")

@@ -61,3 +61,17 @@ class WeightAverage:
         """Write the average into `tensors` (a model's parameters, the centre vector)."""
         for dst, avg in zip(tensors, self.average, strict=True):
             dst.copy_(avg)
+
+
+class EpochAverage(WeightAverage):
+    """A WeightAverage advanced to the readings of an epoch clock (the master's: the
+    workers' mean epoch), each update by the progress since the previous reading."""
+
+    def __init__(self, tensors: Iterable[torch.Tensor], horizon_epochs: float,
+                 epoch: float = 0.0) -> None:  # fmt: skip
+        super().__init__(tensors, horizon_epochs)
+        self.epoch = epoch
+
+    def advance_to(self, tensors: Iterable[torch.Tensor], epoch: float) -> None:
+        self.update(tensors, epoch - self.epoch)
+        self.epoch = max(self.epoch, epoch)
