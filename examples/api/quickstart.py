@@ -39,6 +39,7 @@ def main(work: Path) -> dict[str, float]:
     test_set = ds.to_torch(input="packets", indices=test_rows, adapter=train_set.adapter)
     x, y = next(iter(torch.utils.data.DataLoader(train_set, batch_size=8, shuffle=True)))
     print("batch", tuple(x.shape), x.dtype, "labels", y.tolist())
+    print("test rows", len(test_set), "scaled with the training rows' statistics")
 
     # 5. Train the paper's LSTM (a few epochs: this is a demo) and look at its test figures.
     result = trafficdl.train(ds, work / "run", model="lstm", epochs=8, lr=0.005,
@@ -53,10 +54,13 @@ def main(work: Path) -> dict[str, float]:
     on_files = clf.predict(work / "captures")
     print(on_files[["capture", "src", "dst", "dport", "app", "confidence"]].head())
 
-    # 7. The same model as a plain torch module on the Dataset's tensors.
+    # 7. The same model as a plain torch module on a Dataset's tensors, scaled with the
+    #    model's own statistics (its checkpoint's adapter, fitted on the run's training
+    #    rows; test_set above was scaled with this notebook's split).
+    rows = ds.to_torch(input="packets", indices=test_rows, adapter=clf.checkpoint.adapter)
     with torch.no_grad():
-        logits = clf.torch_module()(test_set.x)
-    expected = pred["best"].map(clf.label_names.index).to_numpy()[test_set.indices]
+        logits = clf.torch_module()(rows.x)
+    expected = pred["best"].map(clf.label_names.index).to_numpy()[rows.indices]
     agree = float((logits.argmax(1).numpy() == expected).mean())
     print("torch module agrees with predict() on", agree)
     return {"macro_f1": result.metrics["macro_f1"], "accuracy": accuracy, "agree": agree,

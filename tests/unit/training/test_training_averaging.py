@@ -2,8 +2,9 @@
 
 The average is the model a converging run validates, stops on and tests: the
 centralized Trainer advances it after every mini-batch, the master after every
-fold of the centre. The checks: its warm-up is the plain mean, its decay is
-exp(-epochs / horizon) whatever the update size, the Trainer returns it (not the
+fold of the centre. The checks: a young run's average follows its weights (a
+horizon of at most a fifth of the epochs seen), the decay is exp(-epochs /
+horizon) whatever the update size, the Trainer returns the average (not the
 last weights, whose trajectory it does not change), and the master's centre
 average follows the workers' mean epoch.
 """
@@ -22,19 +23,26 @@ from trafficdl_master.state import CenterState, CommitInfo
 from trafficdl.config import TrainConfig
 from trafficdl.dataset import Dataset
 from trafficdl.optim import get_rule
-from trafficdl.optim.averaging import WeightAverage
+from trafficdl.optim.averaging import WARM_UP_SHARE, WeightAverage
 from trafficdl.training.loop import evaluate_loss
 from trafficdl.training.run import train_model
 
 
-def test_warm_up_is_the_plain_mean_then_the_decay_is_per_epoch() -> None:
+def _share(d: float, seen: float, horizon: float) -> float:
+    """The documented rule: a horizon of at most a fifth of the epochs seen so far."""
+    return 1 - math.exp(-d / min(horizon, WARM_UP_SHARE * seen))
+
+
+def test_a_young_average_follows_the_weights_then_the_decay_is_per_epoch() -> None:
     avg = WeightAverage([torch.zeros(2)], horizon_epochs=10.0)
-    for value in (1.0, 2.0, 3.0):  # 3 epochs < horizon: the mean of what was seen
-        avg.update([torch.full((2,), value)], 1.0)
-    assert torch.allclose(avg.average[0], torch.full((2,), 2.0))
-    for _ in range(400):  # long past the horizon: the average settles on the weights
-        avg.update([torch.full((2,), 5.0)], 0.5)
-    assert torch.allclose(avg.average[0], torch.full((2,), 5.0))
+    avg.update([torch.full((2,), 4.0)], 1.0)  # the first epoch: almost all of it
+    assert avg.average[0][0].item() == pytest.approx(4.0 * _share(1.0, 1.0, 10.0))
+    assert avg.average[0][0].item() > 3.9  # the untrained start does not linger
+    expected = avg.average[0][0].item()
+    for seen in range(2, 6):  # a young run: a horizon of a fifth of its epochs
+        avg.update([torch.full((2,), 5.0)], 1.0)
+        expected += _share(1.0, seen, 10.0) * (5.0 - expected)
+    assert avg.average[0][0].item() == pytest.approx(expected)
     # one horizon of progress in many small updates or in one: the same share, 1 - 1/e
     small, big = (WeightAverage([torch.zeros(1)], 2.0) for _ in range(2))
     small.seen = big.seen = 1e6  # past the warm-up
@@ -95,10 +103,9 @@ def test_master_averages_the_centre_over_the_workers_mean_epoch() -> None:
         for rank in (0, 1):
             c.commit(_commit(rank, seq, epoch), torch.ones(3))
             centres.append(c.state.vector.clone())
-    # mean epochs 0.5, 1, 1.5, 2: the first update takes the centre, then each half
-    # epoch moves the average a share max(1 - exp(-0.5 / 0.5), 0.5 / seen) toward it
-    expected = centres[0].clone()
-    for i, centre in enumerate(centres[1:], start=2):
-        expected += max(1 - math.exp(-1), 1 / i) * (centre - expected)
+    # mean epochs 0.5, 1, 1.5, 2: each fold moves the average by half an epoch's share
+    expected = torch.zeros(3)
+    for i, centre in enumerate(centres, start=1):
+        expected += _share(0.5, 0.5 * i, 0.5) * (centre - expected)
     assert torch.allclose(c.model_copy(), expected)
     assert not torch.allclose(c.model_copy(), c.state.vector)
