@@ -168,11 +168,6 @@ class Center:
                 self.message = reason
             self._cond.notify_all()
 
-    def center_copy(self) -> torch.Tensor:
-        """A copy of the centre vector, taken under the lock (never a torn fold)."""
-        with self._cond:
-            return self.state.vector.clone()
-
     def mean_epoch(self) -> float:
         """The workers' mean epoch (fractional): the clock of the validation checks."""
         with self._cond:
