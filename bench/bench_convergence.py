@@ -66,6 +66,8 @@ def measure(
     seeds: list[int],
     epochs: int,
     floor: bool = False,
+    model: str = MODEL,
+    lr: float = LR,
 ) -> tuple[dict[Cell | str, dict[int, float]], dict[Cell | str, dict[int, float]],
            dict[int, float]]:  # fmt: skip
     """(macro F, epochs run) per cell (and "centralized") and seed, and per seed the
@@ -78,7 +80,7 @@ def measure(
     stderr: dict[int, float] = {}
     for seed in seeds:
         stop = {**CONVERGING, "epochs": epochs}  # the CLI's plateau rule, this mode's budget
-        train = TrainConfig(model=MODEL, lr=LR, seed=seed, threads=1, **stop)
+        train = TrainConfig(model=model, lr=lr, seed=seed, threads=1, **stop)
         ref = run_centralized(ds, train, root / f"c{seed}")["run"]
         f["centralized"][seed], ran["centralized"][seed] = _macro_f(ref), ref["epochs_run"]
         stderr[seed] = macro_f1_stderr(ref["confusion"])
@@ -102,16 +104,17 @@ def rows_of(
     ran: dict[Cell | str, dict[int, float]] | None = None,
     stderr: dict[int, float] | None = None,
     bench: str = "convergence",
+    model: str = MODEL,
 ) -> list[Row]:
     rows: list[Row] = []
     ref = f["centralized"]
     for cell in (c for c in f if c != "centralized"):
         if cell == "floor":
-            label = f"{MODEL} macro F, centralized from another initialization (the floor)"
+            label = f"{model} macro F, centralized from another initialization (the floor)"
         else:
             assert isinstance(cell, tuple)
             workers, name = cell
-            label = f"{MODEL} macro F, N={workers}, --preset {name}"
+            label = f"{model} macro F, N={workers}, --preset {name}"
         label += f", at most {epochs} epochs"
         for seed, value in sorted(f[cell].items()):
             note = "same split, epoch budget and stopping rule"
