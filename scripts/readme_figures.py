@@ -48,6 +48,7 @@ SELECTION: list[tuple[str, str, str]] = [
     ("convergence", r"worst of", r""),
     ("floor", r"worst of", r""),
     ("harder", r"worst of", r""),
+    ("convergence_cnn", r"worst of", r""),
     ("live", r"veth end to end", r""),
     ("live", r"decision latency.*median", r""),
 ]
@@ -56,6 +57,7 @@ STUDY: list[tuple[str, str, str]] = [
     ("convergence", r"", r""),
     ("floor", r"", r""),
     ("harder", r"", r""),
+    ("convergence_cnn", r"", r""),
 ]
 
 
