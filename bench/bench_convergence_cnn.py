@@ -16,9 +16,8 @@ N = 16 on 6 x 200 biflows (measured 2026-12-02): the LSTM's full grid would
 take a day here. Modes: full = the issue's grid (robust at N = 2, 4, 8 and 16,
 the paper's setting at N = 16, 5 seeds, 6 apps x 200 biflows): for a machine
 with 16 cores, hours here; quick = robust at N = 2, 4 and 8 on 5 seeds and at
-N = 16 on seeds 0 and 1, 6 x 100 biflows (120 test rows; ~90 minutes here, the
-committed figure); smoke = N 2,
-1 seed, 3 epochs, 6 x 30.
+N = 16 on seeds 0 and 1, 6 x 100 biflows (120 test rows; 100 minutes here, the
+committed figure); smoke = N 2, 1 seed, 3 epochs, 6 x 30.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ MODEL = "cnn1d"
 LR = TrainConfig().lr  # what a user gets without --lr
 FULL_CELLS: list[Cell] = [(n, "robust") for n in (2, 4, 8, 16)] + [(16, "paper")]
 QUICK_CELLS: list[Cell] = [(n, "robust") for n in (2, 4, 8, 16)]
-QUICK_FIRST_SEEDS: dict[Cell, int] = {(16, "robust"): 2}  # ~25 min a run here
+QUICK_FIRST_SEEDS: dict[Cell, int] = {(16, "robust"): 2}  # 13-35 min a run here
 
 
 def run(quick: bool) -> list[Row]:

@@ -24,6 +24,7 @@ next seed, up to SEEDS_TO_PLATEAU; one of them must stop on its plateau.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -100,8 +101,6 @@ def test_commits_after_a_stop_request_are_answered_run_done(dist_dataset: Path) 
 
 
 def test_distributed_run_stops_on_a_plateau(dist_dataset: Path, tmp_path: Path) -> None:
-    import json
-
     dist = DistConfig(workers=2, window=4, rho=5.0, elastic_lr=0.09, threads_per_worker=1)
     for seed in range(SEEDS_TO_PLATEAU):  # see the module docstring
         train = replace(TRAIN, patience=1, seed=seed)
