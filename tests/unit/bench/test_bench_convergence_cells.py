@@ -3,8 +3,9 @@
 The benchmark's figures are only as honest as its rows: a cell limited to its
 first seeds (bench_convergence_cnn's N = 16 here) must run on those seeds only,
 share each seed's centralized reference, and name the number of seeds its worst
-row is the worst of. The training calls are replaced by recorders; the real ones
-run in the smoke benchmark (tests/integration/bench).
+row is the worst of; bench_convergence_n8 must run each model on its own data
+and on seeds the other benchmarks do not use. The training calls are replaced
+by recorders; the real ones run in the smoke benchmark (tests/integration/bench).
 """
 
 from __future__ import annotations
@@ -71,3 +72,33 @@ def test_rows_compare_each_seed_to_its_own_centralized_run(
     seed1 = by_figure["cnn1d macro F, N=2, --preset robust, at most 9 epochs, seed 1"]
     assert (seed1.value, seed1.peer_value) == pytest.approx((0.808, 0.81))
     assert seed1.bench == "convergence_cnn" and "centralized 41" in seed1.note
+
+
+def test_the_n8_benchmark_runs_both_models_on_unused_seeds_with_their_own_data(
+    tmp_path: Path, calls: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import bench_convergence_n8 as n8
+    from bench import table
+
+    made: list[tuple[str, int]] = []
+
+    def dataset(root: Path, apps: int, flows: int) -> Path:
+        made.append((root.name, flows))
+        return root
+
+    monkeypatch.setattr(n8, "_dataset", dataset)
+    before = table.mode()
+    table.set_mode("quick")
+    try:
+        rows = n8.run(quick=True)
+    finally:
+        table.set_mode(before)
+    assert made == [("lstm", 200), ("cnn1d", 100)]  # each model on its own benchmark's data
+    for model in ("lstm", "cnn1d"):
+        for kind in ("centralized", "floor", "n8"):  # seeds 5-9: the others use 0-4
+            seeds = sorted(s for what, (m, s) in calls if m == model and what == kind)
+            assert seeds == [5, 6, 7, 8, 9], (model, kind)
+        worst = [r for r in rows if r.figure.startswith(f"{model} macro F, N=8")
+                 and "worst of 5 seeds" in r.figure]  # fmt: skip
+        assert len(worst) == 1 and worst[0].bench == "convergence_n8"
+    assert not [c for c in calls if c[0] not in ("centralized", "floor", "n8")]
