@@ -49,6 +49,7 @@ SELECTION: list[tuple[str, str, str]] = [
     ("floor", r"worst of", r""),
     ("harder", r"worst of", r""),
     ("convergence_cnn", r"worst of", r""),
+    ("convergence_n8", r"worst of", r""),
     ("live", r"veth end to end", r""),
     ("live", r"decision latency.*median", r""),
 ]
@@ -58,6 +59,7 @@ STUDY: list[tuple[str, str, str]] = [
     ("floor", r"", r""),
     ("harder", r"", r""),
     ("convergence_cnn", r"", r""),
+    ("convergence_n8", r"", r""),
 ]
 
 
